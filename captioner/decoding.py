@@ -1,0 +1,141 @@
+"""Greedy, beam and sampled decoding, each batched over all images at once (no loop over images)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from captioner.model import AttentionDecoder
+from captioner.vocab import END_ID, PAD_ID, START_ID, UNK_ID
+
+
+@dataclass
+class Decoded:
+    tokens: torch.Tensor  # (B, T) word ids; <end> then <pad> after the caption
+    token_logprobs: torch.Tensor  # (B, T) log p of each emitted token, 0 after <end>
+    lengths: torch.Tensor  # (B,) emitted tokens including <end>
+    alphas: torch.Tensor | None  # (B, T, P) attention per emitted token, None without attention
+    scores: torch.Tensor  # (B,) length-normalised log-probability (what beam search ranks by)
+
+
+def _mask_step(logp: torch.Tensor, finished: torch.Tensor, force_end: bool) -> torch.Tensor:
+    """Rules shared by every decoder: finished rows only emit <pad> (log p 0); live rows never emit
+    <pad>/<start>/<unk>; at the length limit a live row must emit <end>."""
+    logp = logp.clone()
+    logp[:, PAD_ID] = float("-inf")
+    logp[:, START_ID] = float("-inf")
+    logp[:, UNK_ID] = float("-inf")
+    if force_end:
+        end = logp[:, END_ID].clone()
+        logp.fill_(float("-inf"))
+        logp[:, END_ID] = end
+    if finished.any():
+        logp[finished] = float("-inf")
+        logp[finished, PAD_ID] = 0.0
+    return logp
+
+
+def _normalise(total: torch.Tensor, lengths: torch.Tensor, length_penalty: float) -> torch.Tensor:
+    return total / lengths.clamp(min=1).float() ** length_penalty
+
+
+@torch.no_grad()
+def greedy(decoder: AttentionDecoder, grid: torch.Tensor, max_len: int, length_penalty: float = 1.0) -> Decoded:
+    """grid (B, P, C) -> the most likely word at every step."""
+    return _run_policy(decoder, grid, max_len, length_penalty, sample=False)
+
+
+def sample(
+    decoder: AttentionDecoder, grid: torch.Tensor, max_len: int, temperature: float = 1.0
+) -> Decoded:
+    """Multinomial sampling with gradients through token_logprobs (for self-critical training)."""
+    return _run_policy(decoder, grid, max_len, 1.0, sample=True, temperature=temperature)
+
+
+def _run_policy(
+    decoder: AttentionDecoder,
+    grid: torch.Tensor,
+    max_len: int,
+    length_penalty: float,
+    sample: bool,
+    temperature: float = 1.0,
+) -> Decoded:
+    B = grid.shape[0]
+    state = decoder.init_state(grid)
+    tokens = torch.full((B,), START_ID, dtype=torch.long, device=grid.device)
+    finished = torch.zeros(B, dtype=torch.bool, device=grid.device)
+    out_tokens, out_logps, out_alphas = [], [], []
+    for t in range(max_len + 1):
+        logits, state, alpha = decoder.step(tokens, state)
+        logp = _mask_step(F.log_softmax(logits.float(), dim=1), finished, force_end=t == max_len)
+        if sample:
+            probs = torch.softmax(logp.detach() / temperature, dim=1)
+            tokens = torch.multinomial(probs, 1).squeeze(1)
+        else:
+            tokens = logp.argmax(dim=1)
+        out_tokens.append(tokens)
+        out_logps.append(logp.gather(1, tokens.unsqueeze(1)).squeeze(1))
+        if alpha is not None:
+            out_alphas.append(torch.where(finished.unsqueeze(1), torch.zeros_like(alpha), alpha))
+        finished = finished | (tokens == END_ID)
+        if bool(finished.all()):
+            break
+    toks = torch.stack(out_tokens, 1)  # (B, T)
+    logps = torch.stack(out_logps, 1)  # (B, T)
+    lengths = (toks != PAD_ID).sum(1)
+    alphas = torch.stack(out_alphas, 1) if out_alphas else None
+    return Decoded(toks, logps, lengths, alphas, _normalise(logps.sum(1), lengths, length_penalty))
+
+
+@torch.no_grad()
+def beam_search(
+    decoder: AttentionDecoder,
+    grid: torch.Tensor,
+    beam_size: int,
+    max_len: int,
+    length_penalty: float = 1.0,
+) -> Decoded:
+    """Beam search over all B images at once: the B*K hypotheses run as one batch.
+
+    Hypotheses are ranked by their summed log-probability while searching and the finished ones by
+    sum / length**length_penalty at the end.
+    """
+    if beam_size <= 1:
+        return greedy(decoder, grid, max_len, length_penalty)
+    B, K, device = grid.shape[0], beam_size, grid.device
+    state = decoder.init_state(grid).select(torch.arange(B, device=device).repeat_interleave(K))  # B*K rows
+    tokens = torch.full((B * K,), START_ID, dtype=torch.long, device=device)
+    scores = torch.zeros(B, K, device=device)
+    scores[:, 1:] = float("-inf")  # all K beams start identical: expand only the first
+    finished = torch.zeros(B * K, dtype=torch.bool, device=device)
+    seqs = torch.zeros(B * K, 0, dtype=torch.long, device=device)
+    seq_logps = torch.zeros(B * K, 0, device=device)
+    alphas: torch.Tensor | None = None
+    base = (torch.arange(B, device=device) * K).unsqueeze(1)  # (B, 1) first row of each image
+    for t in range(max_len + 1):
+        logits, state, alpha = decoder.step(tokens, state)
+        logp = _mask_step(F.log_softmax(logits.float(), dim=1), finished, force_end=t == max_len)  # (B*K, V)
+        V = logp.shape[1]
+        cand = (scores.reshape(B * K, 1) + logp).reshape(B, K * V)
+        scores, flat_idx = cand.topk(K, dim=1)  # (B, K)
+        rows = (base + flat_idx // V).reshape(-1)  # (B*K,) which hypothesis each survivor extends
+        words = (flat_idx % V).reshape(-1)
+        word_logp = logp[rows, words]
+        if alpha is not None:
+            step_alpha = torch.where(finished.unsqueeze(1), torch.zeros_like(alpha), alpha)[rows]
+            alphas = step_alpha.unsqueeze(1) if alphas is None else torch.cat([alphas[rows], step_alpha[:, None]], 1)
+        seqs = torch.cat([seqs[rows], words.unsqueeze(1)], 1)
+        seq_logps = torch.cat([seq_logps[rows], word_logp.unsqueeze(1)], 1)
+        finished = finished[rows] | (words == END_ID)
+        state = state.select(rows)
+        tokens = words
+        if bool(finished.all()):
+            break
+    lengths = (seqs != PAD_ID).sum(1)  # (B*K,)
+    norm = _normalise(seq_logps.sum(1), lengths, length_penalty).reshape(B, K)
+    best = base.squeeze(1) + norm.argmax(1)  # (B,) row of each image's best hypothesis
+    return Decoded(
+        seqs[best], seq_logps[best], lengths[best], None if alphas is None else alphas[best], norm.max(1).values
+    )
