@@ -1,0 +1,38 @@
+"""Persistence: ORM models, async engine/session helpers, query functions and the image store.
+
+Nothing here connects to a database at import time; build an engine from ``Settings`` at start-up.
+"""
+
+from captionbot.storage.models import (
+    PENDING_STATUSES,
+    UNDELIVERED_STATUSES,
+    Base,
+    Caption,
+    CaptionRequest,
+    Chat,
+    ChatKind,
+    Feedback,
+    Image,
+    ModelStatus,
+    ModelVersion,
+    Platform,
+    RequestStatus,
+    User,
+)
+
+__all__ = [
+    "PENDING_STATUSES",
+    "UNDELIVERED_STATUSES",
+    "Base",
+    "Caption",
+    "CaptionRequest",
+    "Chat",
+    "ChatKind",
+    "Feedback",
+    "Image",
+    "ModelStatus",
+    "ModelVersion",
+    "Platform",
+    "RequestStatus",
+    "User",
+]
