@@ -1,0 +1,207 @@
+"""Runtime settings, read from the environment (prefix ``CAPTIONBOT_``) and an optional ``.env`` file.
+
+Build them once at start-up (``settings = Settings()``) and pass them down; nothing here runs at
+import time. The bot tokens are also read under their conventional bare names ``TELEGRAM_BOT_TOKEN``
+and ``DISCORD_BOT_TOKEN``; they are ``SecretStr`` so they never show up in logs or reprs.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, NamedTuple
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "CAPTIONBOT_"
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+# Defaults derived from other settings, shown as such in the README table.
+_DERIVED_DEFAULTS = {
+    "database_url": "sqlite+aiosqlite:///{data_dir}/captionbot.db",
+    "image_store_dir": "{data_dir}/images",
+}
+
+
+def _token(name: str, description: str) -> Any:
+    """A secret token read from ``NAME`` or ``CAPTIONBOT_NAME``."""
+    return Field(
+        default=None,
+        validation_alias=AliasChoices(name.upper(), ENV_PREFIX + name.upper()),
+        description=description,
+    )
+
+
+class SettingRow(NamedTuple):
+    """One row of the settings reference table."""
+
+    name: str
+    env_var: str
+    default: str
+    description: str
+
+
+class Settings(BaseSettings):
+    """Everything a bot, worker or trainer process can be configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",  # a shared .env may hold other tools' variables
+        validate_by_name=True,  # Settings(telegram_bot_token=...) in code and tests
+        validate_default=True,
+    )
+
+    # --- storage -------------------------------------------------------------------------------
+    data_dir: Path = Field(Path("./data"), description="Directory for the SQLite database and images.")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL; postgresql://... and sqlite:///... are turned into their async drivers.",
+    )
+    image_store_dir: Path | None = Field(
+        None, description="Where uploaded photos are kept (content-addressed)."
+    )
+    retention_days: int = Field(
+        30, ge=0, description="Delete stored photos this many days after they were captioned (0 = keep)."
+    )
+
+    # --- queue -----------------------------------------------------------------------------------
+    broker_url: str = Field(
+        "memory://", description="Job broker: memory:// (in-process) or redis://host:6379/0 (Redis Streams)."
+    )
+    max_attempts: int = Field(3, ge=1, description="Caption attempts per request before it is marked failed.")
+    queue_max_pending: int = Field(
+        1000, ge=1, description="Global bound on queued+running requests; beyond it new photos are refused."
+    )
+    user_rate_per_minute: float = Field(
+        10.0, gt=0, description="Photos a user may send per minute (token bucket refill rate)."
+    )
+    user_burst: int = Field(5, ge=1, description="Photos a user may send at once (token bucket size).")
+    user_max_pending: int = Field(5, ge=1, description="Requests one user may have queued or running.")
+    max_image_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Largest accepted photo, in bytes.")
+    max_pixels: int = Field(
+        40_000_000, ge=1, description="Largest accepted photo in pixels (guards against decompression bombs)."
+    )
+
+    # --- model / worker --------------------------------------------------------------------------
+    model_path: Path | None = Field(None, description="Captioning checkpoint; unset = the shipped default.")
+    device: str = Field("auto", description="Torch device: auto, cpu, cuda, cuda:N or mps.")
+    batch_size: int = Field(16, ge=1, description="Most photos captioned in one batch.")
+    batch_wait_ms: int = Field(50, ge=0, description="How long the worker waits to fill a batch.")
+    beam_size: int = Field(3, ge=1, description="Beam width for caption decoding (1 = greedy).")
+
+    # --- operations ------------------------------------------------------------------------------
+    metrics_port: int = Field(9108, ge=0, le=65535, description="Port for /metrics and /healthz (0 = off).")
+    log_level: LogLevel = Field("INFO", description="Logging level.")
+
+    # --- Telegram --------------------------------------------------------------------------------
+    telegram_bot_token: SecretStr | None = _token("telegram_bot_token", "Telegram bot token from @BotFather.")
+    telegram_api_base_url: str = Field(
+        "https://api.telegram.org/bot", description="Bot API base URL (for a self-hosted Bot API server)."
+    )
+    telegram_use_webhook: bool = Field(False, description="Receive updates by webhook instead of polling.")
+    telegram_webhook_url: str | None = Field(None, description="Public HTTPS URL Telegram posts updates to.")
+    telegram_webhook_listen: str = Field("0.0.0.0", description="Address the webhook server binds to.")
+    telegram_webhook_port: int = Field(8443, ge=1, le=65535, description="Port the webhook server binds to.")
+    telegram_webhook_secret_token: SecretStr | None = Field(
+        None, description="Secret Telegram echoes in X-Telegram-Bot-Api-Secret-Token on every webhook call."
+    )
+
+    # --- Discord ---------------------------------------------------------------------------------
+    discord_bot_token: SecretStr | None = _token("discord_bot_token", "Discord bot token.")
+    discord_guild_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list,
+        description="Guilds to sync slash commands to at once (comma-separated); empty = global.",
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+            raise ValueError("device must be auto, cpu, cuda, cuda:N or mps")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("discord_guild_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: Any) -> Any:
+        # "123,456" (or a JSON list) from the environment.
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("["):
+                return [int(v) for v in re.findall(r"\d+", value)]
+            return [int(v) for v in value.replace(" ", ",").split(",") if v]
+        return value
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Settings:
+        from captionbot.storage.db import to_async_url  # lazy: keep settings import-light
+
+        if self.database_url is None:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir}/captionbot.db"
+        else:
+            self.database_url = to_async_url(self.database_url)
+        if self.image_store_dir is None:
+            self.image_store_dir = self.data_dir / "images"
+        if self.telegram_use_webhook and not self.telegram_webhook_url:
+            raise ValueError("telegram_use_webhook needs telegram_webhook_url")
+        return self
+
+    def __repr_args__(self) -> Any:
+        # URLs may embed passwords: show them redacted.
+        for name, value in super().__repr_args__():
+            if name in ("database_url", "broker_url") and isinstance(value, str):
+                value = redact_url(value)
+            yield name, value
+
+    @classmethod
+    def describe(cls) -> list[SettingRow]:
+        """(name, env var, default, description) rows, e.g. for the README's settings table."""
+        return [
+            SettingRow(name, _env_var(name, info), _default_text(name, info), info.description or "")
+            for name, info in cls.model_fields.items()
+        ]
+
+
+def _env_var(name: str, info: FieldInfo) -> str:
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        return " or ".join(str(choice) for choice in alias.choices)
+    return ENV_PREFIX + name.upper()
+
+
+def _default_text(name: str, info: FieldInfo) -> str:
+    if name in _DERIVED_DEFAULTS:
+        return _DERIVED_DEFAULTS[name]
+    default = info.get_default(call_default_factory=True)
+    if default is None:
+        return "(unset)"
+    if isinstance(default, list):
+        return ",".join(map(str, default)) or "(empty)"
+    return str(default)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    return re.sub(r"(?<=://)([^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def settings_table_markdown() -> str:
+    """The settings reference as a Markdown table."""
+    lines = ["| Setting | Environment variable | Default | Description |", "|---|---|---|---|"]
+    for row in Settings.describe():
+        env = " or ".join(f"`{v}`" for v in row.env_var.split(" or "))
+        lines.append(f"| {row.name} | {env} | `{row.default}` | {row.description} |")
+    return "\n".join(lines)
+
+
+__all__ = ["ENV_PREFIX", "SettingRow", "Settings", "redact_url", "settings_table_markdown"]
