@@ -136,6 +136,33 @@ def beam_search(
     lengths = (seqs != PAD_ID).sum(1)  # (B*K,)
     norm = _normalise(seq_logps.sum(1), lengths, length_penalty).reshape(B, K)
     best = base.squeeze(1) + norm.argmax(1)  # (B,) row of each image's best hypothesis
-    return Decoded(
+    beams = Decoded(
         seqs[best], seq_logps[best], lengths[best], None if alphas is None else alphas[best], norm.max(1).values
+    )
+    # Ranking by the raw sum while searching can prune the greedy path and end below it once lengths
+    # are normalised; the greedy caption costs 1/K of the search, so keep it as a candidate.
+    return _better(beams, greedy(decoder, grid, max_len, length_penalty))
+
+
+def _pad_to(x: torch.Tensor, T: int) -> torch.Tensor:
+    pad = [0, 0] * (x.dim() - 2) + [0, T - x.shape[1]]
+    return F.pad(x, pad)
+
+
+def _better(a: Decoded, b: Decoded) -> Decoded:
+    """Row-wise pick of whichever decoding scored higher."""
+    take_b = b.scores > a.scores  # (B,)
+    if not bool(take_b.any()):
+        return a
+    T = max(a.tokens.shape[1], b.tokens.shape[1])
+
+    def pick(x, y):
+        x, y = _pad_to(x, T), _pad_to(y, T)
+        mask = take_b.view(-1, *([1] * (x.dim() - 1)))
+        return torch.where(mask, y, x)
+
+    alphas = None if a.alphas is None else pick(a.alphas, b.alphas)
+    return Decoded(
+        pick(a.tokens, b.tokens), pick(a.token_logprobs, b.token_logprobs),
+        torch.where(take_b, b.lengths, a.lengths), alphas, torch.where(take_b, b.scores, a.scores),
     )

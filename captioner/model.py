@@ -113,15 +113,25 @@ class AttentionDecoder(nn.Module):
         logits = self.out(self.dropout(h))  # (B, V)
         return logits, DecoderState(h, c, state.features, state.projected), alpha
 
-    def forward(self, grid: torch.Tensor, captions: torch.Tensor, lengths: torch.Tensor):
+    def forward(
+        self,
+        grid: torch.Tensor,
+        captions: torch.Tensor,
+        lengths: torch.Tensor,
+        owner: torch.Tensor | None = None,
+    ):
         """Teacher forcing.
 
-        grid (B, P, C); captions (B, T) = <start> w1 .. wn <end> <pad>..; lengths (B,) counts <start>..<end>.
+        grid (N, P, C); captions (B, T) = <start> w1 .. wn <end> <pad>..; lengths (B,) counts <start>..<end>;
+        owner (B,) the grid row of each caption (None: N == B, row i for caption i), so an image with
+        five captions is projected once, not five times.
         Rows must be sorted by length, longest first, so step t only runs the rows still going.
         Returns logits (B, T-1, V) predicting captions[:, 1:], and attention (B, T-1, P).
         """
         B, T = captions.shape
         state = self.init_state(grid)
+        if owner is not None:
+            state = state.select(owner)
         steps = int(lengths.max()) - 1
         logits = grid.new_zeros(B, steps, self.cfg.vocab_size)
         alphas = grid.new_zeros(B, steps, grid.shape[1])

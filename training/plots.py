@@ -1,0 +1,40 @@
+"""Pictures people would rather see than read: training curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_curves(history: list[dict], path: str | Path) -> None:
+    """Loss per epoch (left) and dev metrics per epoch (right), cross-entropy and SCST stages marked."""
+    if not history:
+        return
+    steps = list(range(1, len(history) + 1))
+    fig, (ax_loss, ax_dev) = plt.subplots(1, 2, figsize=(11, 4))
+    xe = [(s, h) for s, h in zip(steps, history, strict=True) if h["stage"] == "xe"]
+    sc = [(s, h) for s, h in zip(steps, history, strict=True) if h["stage"] == "scst"]
+    if xe:
+        ax_loss.plot([s for s, _ in xe], [h["loss"] for _, h in xe], "o-", label="cross-entropy loss")
+    if sc:
+        ax_r = ax_loss.twinx()
+        ax_r.plot([s for s, _ in sc], [h["reward"] for _, h in sc], "s-", color="tab:red", label="SCST reward")
+        ax_r.set_ylabel("mean CIDEr-D reward")
+        ax_r.legend(loc="upper right")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("training loss")
+    ax_loss.legend(loc="upper left")
+    for key in ("CIDEr-D", "BLEU-4", "ROUGE-L"):
+        ax_dev.plot(steps, [h["dev"][key] for h in history], "o-", label=key)
+    if sc:
+        ax_dev.axvline(sc[0][0] - 0.5, color="grey", linestyle="--", label="SCST starts")
+    ax_dev.set_xlabel("epoch")
+    ax_dev.set_title("dev split")
+    ax_dev.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,62 @@
+"""Self-critical sequence training (Rennie et al. 2017): optimise CIDEr-D directly.
+
+For each image K captions are sampled; each sample's reward is its CIDEr-D against the image's
+references, minus a baseline (the mean reward of the image's other samples, or the greedy caption's
+reward), so only captions better than the model's usual output are reinforced.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from captioner.decoding import greedy, sample
+from captioner.model import Captioner
+from captioner.vocab import PAD_ID
+from training.data import TrainingData
+from training.metrics import CiderD
+
+
+def train_cider(data: TrainingData) -> CiderD:
+    """CIDEr-D whose document frequencies come from the training references (keyed by train index)."""
+    refs = data.splits["train"].references
+    return CiderD({i: caps for i, caps in enumerate(refs)})
+
+
+def scst_epoch(model: Captioner, data: TrainingData, opt, tc, cider: CiderD, epoch: int) -> float:
+    """One pass over the training images; returns the mean sampled reward."""
+    K = tc.scst_samples
+    vocab = data.vocab
+    rows = data.splits["train"].rows
+    order = np.random.permutation(len(rows))
+    total, count = 0.0, 0
+    bar = tqdm(range(0, len(order), tc.batch_images), desc=f"epoch {epoch} scst", unit="batch")
+    for start in bar:
+        idx = order[start : start + tc.batch_images]
+        grid = data.grid(rows[idx]).to(tc.device)  # (b, P, C)
+        keys = [int(i) for i in idx for _ in range(K)]
+        model.train()
+        dec = sample(model.decoder, grid.repeat_interleave(K, dim=0), model.cfg.max_len)  # b*K samples
+        texts = [vocab.decode(seq.tolist()) for seq in dec.tokens]
+        rewards = torch.from_numpy(cider.score_keys(texts, keys)).float().view(-1, K)  # (b, K)
+        if tc.scst_baseline == "greedy":
+            model.eval()
+            with torch.no_grad():
+                g = greedy(model.decoder, grid, model.cfg.max_len)
+            base_texts = [vocab.decode(seq.tolist()) for seq in g.tokens]
+            baseline = torch.from_numpy(cider.score_keys(base_texts, [int(i) for i in idx])).float()[:, None]
+            model.train()
+        else:  # mean of the image's other samples: no extra decoding needed
+            baseline = (rewards.sum(1, keepdim=True) - rewards) / (K - 1)
+        advantage = (rewards - baseline).view(-1, 1).to(tc.device)  # (b*K, 1)
+        mask = (dec.tokens != PAD_ID).float()  # the caption's words and its <end>
+        loss = -(advantage * dec.token_logprobs * mask).sum() / mask.sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.decoder.parameters(), tc.grad_clip)
+        opt.step()
+        total += float(rewards.sum())
+        count += rewards.numel()
+        bar.set_postfix(reward=f"{total / count:.3f}")
+    return total / max(count, 1)

@@ -1,0 +1,200 @@
+"""Decoder training on cached encoder features: cross-entropy first, then self-critical (SCST).
+
+Every epoch writes `last.pt` (resumable: model, optimiser, history), keeps `best.pt` by dev CIDEr-D,
+and refreshes `curves.png` and `metrics.json` in the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from captioner.checkpoint import load_checkpoint, save_checkpoint
+from captioner.model import Captioner, CaptionerConfig, caption_loss
+from captioner.vocab import Vocabulary
+from training.data import TrainingData, pad_batch, prepare
+from training.datasets import load_dataset
+from training.evaluate import evaluate_split
+from training.plots import plot_curves
+
+
+@dataclass
+class TrainConfig:
+    data: str = "../shared/datasets/flickr8k"
+    out: str = "runs/flickr8k"
+    cache_dir: str = "data/features"
+    encoder: str = "mobilenet_v2"
+    min_count: int = 5
+    max_len: int = 22
+    feature_dim: int = 512
+    embed_dim: int = 512
+    hidden_dim: int = 512
+    attention_dim: int = 512
+    dropout: float = 0.5
+    attention: bool = True
+    epochs: int = 20  # cross-entropy epochs at most
+    batch_images: int = 32  # images per batch; every caption of each image is used
+    lr: float = 5e-4
+    lr_decay: float = 0.8  # per epoch
+    alpha_c: float = 1.0  # doubly stochastic attention regularisation
+    grad_clip: float = 5.0
+    patience: int = 4  # epochs without a better dev CIDEr-D before stopping
+    scst_epochs: int = 0
+    scst_lr: float = 5e-5
+    scst_samples: int = 5
+    scst_baseline: str = "mean"  # "mean" of the other samples, or "greedy"
+    eval_beam: int = 1  # beam used for model selection on dev (greedy is 3x cheaper)
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 0  # 0 = torch's default
+    history: list = field(default_factory=list)
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_model(tc: TrainConfig, vocab: Vocabulary) -> Captioner:
+    cfg = CaptionerConfig(
+        vocab_size=len(vocab), encoder=tc.encoder, feature_dim=tc.feature_dim, embed_dim=tc.embed_dim,
+        hidden_dim=tc.hidden_dim, attention_dim=tc.attention_dim, dropout=tc.dropout,
+        attention=tc.attention, max_len=tc.max_len,
+    )
+    return Captioner(cfg, pretrained_encoder=True)
+
+
+def xe_epoch(model: Captioner, data: TrainingData, opt, tc: TrainConfig, epoch: int) -> float:
+    """One cross-entropy epoch over every training caption; returns the mean loss."""
+    model.train()
+    order = np.random.permutation(len(data.captions))
+    rows = data.splits["train"].rows
+    total, count = 0.0, 0
+    bar = tqdm(range(0, len(order), tc.batch_images), desc=f"epoch {epoch} xe", unit="batch")
+    for start in bar:
+        idx = order[start : start + tc.batch_images]
+        seqs, owner = [], []
+        for i in idx:
+            seqs.extend(data.captions[i])
+            owner.extend([i] * len(data.captions[i]))
+        caps, lengths, perm = pad_batch(seqs)
+        owner_t = torch.as_tensor(owner)[perm]
+        # Each image's grid is read once and repeated for its captions.
+        uniq, inverse = torch.unique(owner_t, return_inverse=True)
+        grid = data.grid(rows[uniq.numpy()]).to(tc.device)  # (n_images, P, C)
+        caps, lengths = caps.to(tc.device), lengths.to(tc.device)
+        logits, alphas = model.decoder(grid, caps, lengths, owner=inverse.to(tc.device))
+        targets = caps[:, 1 : logits.shape[1] + 1]
+        loss = caption_loss(logits, targets, alphas, lengths, tc.alpha_c)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.decoder.parameters(), tc.grad_clip)
+        opt.step()
+        total += float(loss) * len(seqs)
+        count += len(seqs)
+        bar.set_postfix(loss=f"{total / count:.3f}", lr=f"{opt.param_groups[0]['lr']:.1e}")
+    return total / max(count, 1)
+
+
+def _fmt(metrics: dict) -> str:
+    return " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+
+
+def _save(path: Path, model, vocab, tc: TrainConfig, opt, stage: str, epoch: int, metrics: dict) -> None:
+    save_checkpoint(
+        path, model, vocab, metrics=metrics,
+        extra={"train_config": asdict(tc), "optimizer": opt.state_dict(), "stage": stage, "epoch": epoch},
+    )
+
+
+def _write_report(out: Path, tc: TrainConfig) -> None:
+    (out / "metrics.json").write_text(json.dumps(tc.history, indent=1))
+    plot_curves(tc.history, out / "curves.png")
+
+
+def train(tc: TrainConfig, resume: bool = True) -> Path:
+    """Run (or resume) a whole training run; returns the path of the best checkpoint."""
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    set_seed(tc.seed)
+    out = Path(tc.out)
+    out.mkdir(parents=True, exist_ok=True)
+    dataset = load_dataset(tc.data)
+    last, best = out / "last.pt", out / "best.pt"
+    vocab, model, state = None, None, None
+    if resume and last.is_file():
+        model, vocab, payload = load_checkpoint(last, map_location=tc.device)
+        state = payload["extra"]
+        tc.history = state["train_config"]["history"]
+        print(f"resuming {last}: {state['stage']} epoch {state['epoch']}")
+    data = prepare(dataset, encoder=tc.encoder, cache_dir=tc.cache_dir, min_count=tc.min_count,
+                   max_len=tc.max_len, vocab=vocab, device=tc.device)
+    if model is None:
+        model = build_model(tc, data.vocab)
+    model.to(tc.device)
+    vocab = data.vocab
+    best_cider = max((h["dev"]["CIDEr-D"] for h in tc.history), default=-1.0)
+
+    # Stage 1: cross-entropy with early stopping on dev CIDEr-D.
+    xe_done = [h for h in tc.history if h["stage"] == "xe"]
+    start_epoch = len(xe_done) + 1
+    stale = 0
+    if xe_done:  # epochs since the best one, so a resumed run stops where it would have
+        best_idx = max(range(len(xe_done)), key=lambda i: xe_done[i]["dev"]["CIDEr-D"])
+        stale = len(xe_done) - 1 - best_idx
+    opt = torch.optim.Adam(model.decoder.parameters(), lr=tc.lr)
+    if state and state["stage"] == "xe":
+        opt.load_state_dict(state["optimizer"])
+    for epoch in range(start_epoch, tc.epochs + 1):
+        if stale >= tc.patience or any(h["stage"] == "scst" for h in tc.history):
+            break
+        for g in opt.param_groups:
+            g["lr"] = tc.lr * tc.lr_decay ** (epoch - 1)
+        t0 = time.time()
+        loss = xe_epoch(model, data, opt, tc, epoch)
+        dev, _ = evaluate_split(model, vocab, data, "dev", beam_size=tc.eval_beam)
+        record = {"stage": "xe", "epoch": epoch, "loss": loss, "dev": dev, "seconds": time.time() - t0}
+        tc.history.append(record)
+        tqdm.write(f"xe epoch {epoch}: loss {loss:.4f} | dev {_fmt(dev)} | {record['seconds']:.0f} s")
+        if dev["CIDEr-D"] > best_cider:
+            best_cider, stale = dev["CIDEr-D"], 0
+            _save(best, model, vocab, tc, opt, "xe", epoch, {"dev": dev})
+        else:
+            stale += 1
+        _save(last, model, vocab, tc, opt, "xe", epoch, {"dev": dev})
+        _write_report(out, tc)
+
+    # Stage 2: self-critical sequence training from the best cross-entropy model.
+    if tc.scst_epochs > 0:
+        from training.scst import scst_epoch, train_cider
+
+        scst_done = [h for h in tc.history if h["stage"] == "scst"]
+        if not (state and state["stage"] == "scst"):
+            model, _, _ = load_checkpoint(best, map_location=tc.device)
+        opt = torch.optim.Adam(model.decoder.parameters(), lr=tc.scst_lr)
+        if state and state["stage"] == "scst":
+            opt.load_state_dict(state["optimizer"])
+        cider = train_cider(data)
+        for epoch in range(len(scst_done) + 1, tc.scst_epochs + 1):
+            t0 = time.time()
+            reward = scst_epoch(model, data, opt, tc, cider, epoch)
+            dev, _ = evaluate_split(model, vocab, data, "dev", beam_size=tc.eval_beam)
+            record = {"stage": "scst", "epoch": epoch, "loss": -reward, "reward": reward, "dev": dev,
+                      "seconds": time.time() - t0}
+            tc.history.append(record)
+            tqdm.write(f"scst epoch {epoch}: reward {reward:.4f} | dev {_fmt(dev)} | {record['seconds']:.0f} s")
+            if dev["CIDEr-D"] > best_cider:
+                best_cider = dev["CIDEr-D"]
+                _save(best, model, vocab, tc, opt, "scst", epoch, {"dev": dev})
+            _save(last, model, vocab, tc, opt, "scst", epoch, {"dev": dev})
+            _write_report(out, tc)
+    _write_report(out, tc)
+    return best
