@@ -192,6 +192,9 @@ class Image(Base):
     height: Mapped[int] = mapped_column(Integer)
     mime: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set when the retention sweep deleted the file (the row stays: captions and feedback refer to
+    # it); cleared when the same photo is uploaded again.
+    purged_at: Mapped[datetime | None]
 
     def __repr__(self) -> str:
         return f"Image(id={self.id!r}, sha256={self.sha256[:12]}…, {self.width}x{self.height})"

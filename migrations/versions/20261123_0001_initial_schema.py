@@ -69,6 +69,7 @@ def upgrade() -> None:
         sa.Column("height", sa.Integer(), nullable=False),
         sa.Column("mime", sa.String(64), nullable=False),
         _ts("created_at"),
+        _ts("purged_at", nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_images")),
         sa.UniqueConstraint("sha256", name=op.f("uq_images_sha256")),
     )
