@@ -25,12 +25,14 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from captionbot.storage.db import create_engine, make_session_factory, upgrade
+from captionbot.storage.db import create_engine, make_session_factory, upgrade_async
 from captionbot.storage.imagestore import ImageStore
 
 T = TypeVar("T")
 
-POSTGRES_ADMIN_URL = os.environ.get("CAPTIONBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "CAPTIONBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -98,7 +100,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 async def migrated_db_url(db_url: str) -> str:
     """``db_url`` upgraded to the latest migration."""
-    await upgrade(db_url)
+    await upgrade_async(db_url)
     return db_url
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -15,9 +17,11 @@ from captionbot.storage.db import (
     create_engine,
     current_revision,
     downgrade,
+    downgrade_async,
     head_revision,
     migrations_dir,
     upgrade,
+    upgrade_async,
 )
 from captionbot.storage.models import Base
 
@@ -55,12 +59,12 @@ def test_single_head_and_config_without_ini() -> None:
 
 
 async def test_upgrade_to_head_matches_models(db_url: str) -> None:
-    await upgrade(db_url)
+    await upgrade_async(db_url)
     diff, tables, revision = await _schema(db_url)
     assert diff == [], f"models and migrations disagree: write a migration for {diff}"
     assert tables == set(Base.metadata.tables)
     assert revision == head_revision()
-    await upgrade(db_url)  # already at head: a no-op
+    await upgrade_async(db_url)  # already at head: a no-op
     assert (await _schema(db_url))[2] == head_revision()
 
 
@@ -69,14 +73,14 @@ async def test_every_revision_downgrades_and_upgrades_again(db_url: str) -> None
     for rev in _revisions_base_to_head():
         down = script.get_revision(rev).down_revision or "base"
         assert isinstance(down, str), "merge revisions need their own test"
-        await upgrade(db_url, rev)
-        await downgrade(db_url, down)
-        await upgrade(db_url, rev)
+        await upgrade_async(db_url, rev)
+        await downgrade_async(db_url, down)
+        await upgrade_async(db_url, rev)
         assert (await _schema(db_url))[2] == rev
-    await downgrade(db_url, "base")
+    await downgrade_async(db_url, "base")
     _, tables, revision = await _schema(db_url)
     assert tables == set() and revision is None
-    await upgrade(db_url)
+    await upgrade_async(db_url)
     diff, tables, _ = await _schema(db_url)
     assert diff == [] and tables == set(Base.metadata.tables)
 
@@ -87,9 +91,10 @@ async def test_check_schema_current_says_what_to_do(db_url: str) -> None:
         with pytest.raises(SchemaOutdatedError) as excinfo:
             await check_schema_current(engine)
         assert str(excinfo.value) == (
-            f"database schema is at base (never migrated), code needs {head_revision()}: run `captionbot db upgrade`"
+            f"database schema is at base (never migrated), code needs {head_revision()}: "
+            "run `captionbot db upgrade`"
         )
-        await upgrade(db_url)
+        await upgrade_async(db_url)
         await check_schema_current(engine)  # at head: no error
 
         # A revision this code has never heard of (the database was migrated by newer code).
@@ -105,10 +110,22 @@ async def test_check_schema_current_when_behind(db_url: str) -> None:
     revisions = _revisions_base_to_head()
     if len(revisions) < 2:
         pytest.skip("only one revision so far")
-    await upgrade(db_url, revisions[-2])
+    await upgrade_async(db_url, revisions[-2])
     engine = create_engine(db_url)
     try:
         with pytest.raises(SchemaOutdatedError, match=f"at {revisions[-2]}, code needs {revisions[-1]}"):
             await check_schema_current(engine)
     finally:
         await engine.dispose()
+
+
+def test_blocking_upgrade_as_the_cli_calls_it(db_url: str) -> None:
+    upgrade(db_url)  # no event loop running: what `captionbot db upgrade` does
+    assert asyncio.run(_schema(db_url))[2] == head_revision()
+    downgrade(db_url, "base")
+    assert asyncio.run(_schema(db_url))[2] is None
+
+
+async def test_blocking_upgrade_inside_a_running_loop(db_url: str) -> None:
+    upgrade(db_url)  # runs on a helper thread instead of failing in asyncio.run
+    assert (await _schema(db_url))[2] == head_revision()

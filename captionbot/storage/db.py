@@ -8,12 +8,14 @@ Typical start-up::
     async with session_factory.begin() as session:  # commits on success, rolls back on error
         ...
 
-``captionbot db upgrade`` is ``asyncio.run(upgrade(settings.database_url))``.
+``captionbot db upgrade`` is ``upgrade(settings.database_url)`` (blocking; ``upgrade_async`` in async code).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -149,14 +151,38 @@ def _revision_known(script: ScriptDirectory, revision: str) -> bool:
         return False
 
 
-async def upgrade(database_url: str, revision: str = "head") -> None:
-    """Migrate the database at ``database_url`` up to ``revision`` (default: the latest)."""
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Migrate the database at ``database_url`` up to ``revision`` (default: the latest); blocking.
+
+    What ``captionbot db upgrade`` runs. From async code use :func:`upgrade_async`.
+    """
+    _run_blocking(upgrade_async(database_url, revision))
+
+
+def downgrade(database_url: str, revision: str) -> None:
+    """Migrate the database at ``database_url`` down to ``revision`` (``"base"`` = empty); blocking."""
+    _run_blocking(downgrade_async(database_url, revision))
+
+
+async def upgrade_async(database_url: str, revision: str = "head") -> None:
+    """:func:`upgrade` for code already running in an event loop."""
     await _run_alembic(database_url, command.upgrade, revision)
 
 
-async def downgrade(database_url: str, revision: str) -> None:
-    """Migrate the database at ``database_url`` down to ``revision`` (``"base"`` = empty)."""
+async def downgrade_async(database_url: str, revision: str) -> None:
+    """:func:`downgrade` for code already running in an event loop."""
     await _run_alembic(database_url, command.downgrade, revision)
+
+
+def _run_blocking(coro: Coroutine[Any, Any, None]) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(coro)
+        return
+    # Called from inside an event loop (which asyncio.run refuses): run it on a thread's own loop.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, coro).result()
 
 
 async def _run_alembic(database_url: str, fn: Callable[..., Any], revision: str) -> None:
@@ -197,9 +223,11 @@ __all__ = [
     "create_engine",
     "current_revision",
     "downgrade",
+    "downgrade_async",
     "head_revision",
     "make_session_factory",
     "migrations_dir",
     "to_async_url",
     "upgrade",
+    "upgrade_async",
 ]
