@@ -278,6 +278,45 @@ async def test_delivery_is_marked_once_and_leaves_the_undelivered_list(session_f
         assert await q.undelivered_results(s) == []
 
 
+async def test_delivery_claim_lets_one_sender_reply(session_factory: Factory) -> None:
+    seeded, caption_id = await _captioned(session_factory)
+    rid = seeded.request_id
+
+    async def claim(lease: timedelta = q.DEFAULT_DELIVERY_LEASE) -> CaptionRequest | None:
+        async with session_factory.begin() as s:
+            return await q.claim_delivery(s, request_id=rid, lease=lease)
+
+    claims = await asyncio.gather(claim(), claim(), claim())
+    winners = [c for c in claims if c is not None]
+    assert len(winners) == 1
+    assert winners[0].caption is not None and winners[0].caption.id == caption_id
+    assert winners[0].chat.platform_chat_id == "chat-1"
+    async with session_factory() as s:
+        assert await q.undelivered_results(s) == []  # being sent: not offered for a resend
+        assert [r.id for r in await q.undelivered_results(s, lease=timedelta(0))] == [rid]
+    assert await claim(lease=timedelta(0)) is not None  # an expired lease (sender died) is taken over
+    async with session_factory.begin() as s:
+        await q.release_delivery(s, request_id=rid)  # sending failed: retry at once
+    assert await claim() is not None
+    async with session_factory.begin() as s:
+        assert await q.mark_delivered(s, request_id=rid, reply_message_id=5)
+    assert await claim(lease=timedelta(0)) is None
+
+
+async def test_late_caption_does_not_replace_a_failure_being_delivered(session_factory: Factory) -> None:
+    seeded = await _seed(session_factory)
+    rid = seeded.request_id
+    async with session_factory.begin() as s:
+        await q.claim_request(s, request_id=rid)
+        await q.fail_request(s, request_id=rid, error="timeout", max_attempts=1)
+        assert await q.claim_delivery(s, request_id=rid)
+        assert await q.complete_request(s, request_id=rid, text="too late") is None
+        assert (await q.get_request(s, request_id=rid)).status == RequestStatus.FAILED  # type: ignore[union-attr]
+        await q.release_delivery(s, request_id=rid)
+        # Nobody is delivering the failure any more: the caption wins after all.
+        assert (await q.complete_request(s, request_id=rid, text="a cat")).text == "a cat"  # type: ignore[union-attr]
+
+
 async def test_stale_requests_are_recovered(session_factory: Factory) -> None:
     crashed = await _seed(session_factory, user="a")
     poison = await _seed(session_factory, user="b", photo=b"poison")

@@ -3,6 +3,7 @@
 Nothing here connects to a database at import time; build an engine from ``Settings`` at start-up.
 """
 
+from captionbot.storage.imagestore import ImageStore
 from captionbot.storage.models import (
     PENDING_STATUSES,
     UNDELIVERED_STATUSES,
@@ -30,6 +31,7 @@ __all__ = [
     "ChatKind",
     "Feedback",
     "Image",
+    "ImageStore",
     "ModelStatus",
     "ModelVersion",
     "Platform",

@@ -238,6 +238,8 @@ class CaptionRequest(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # While the status is done/failed this is the delivery lease (a bot is sending the reply, see
+    # queries.claim_delivery); once delivered, when the reply went out.
     delivered_at: Mapped[datetime | None]
 
     chat: Mapped[Chat] = relationship(lazy="raise")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Final, Literal
 
@@ -296,7 +296,8 @@ async def complete_request(
 
     A second completion of the same request (a redelivered job) returns the caption stored first
     and changes nothing. A late result for a request that failed but was not yet delivered still
-    wins (the user gets a caption instead of an apology). Returns None when the request no longer
+    wins (the user gets a caption instead of an apology) unless a bot is already delivering the
+    failure. Returns None when the request no longer
     takes a result: it was deleted (the user asked to be forgotten) or its failure was delivered.
     """
     now = utcnow()
@@ -304,7 +305,11 @@ async def complete_request(
         update(CaptionRequest)
         .where(
             CaptionRequest.id == request_id,
-            CaptionRequest.status.in_((RequestStatus.QUEUED, RequestStatus.RUNNING, RequestStatus.FAILED)),
+            or_(
+                CaptionRequest.status.in_(PENDING_STATUSES),
+                # A failure nobody has started to deliver can still be replaced by the caption.
+                and_(CaptionRequest.status == RequestStatus.FAILED, CaptionRequest.delivered_at.is_(None)),
+            ),
         )
         .values(status=RequestStatus.DONE, finished_at=now, updated_at=now, error=None)
         .returning(CaptionRequest.id),
@@ -362,14 +367,58 @@ async def fail_request(
     return retry and moved.first() is not None
 
 
+DEFAULT_DELIVERY_LEASE: Final = timedelta(minutes=2)
+
+
+async def claim_delivery(
+    session: AsyncSession, *, request_id: int, lease: timedelta = DEFAULT_DELIVERY_LEASE
+) -> CaptionRequest | None:
+    """Take the right to send a request's reply; None if it is not ours to send.
+
+    The reply protocol, each step its own short transaction::
+
+        claim_delivery -> send the reply -> mark_delivered   (or release_delivery if sending failed)
+
+    Only one process holds the claim at a time (a live path and a start-up resend, or two bot
+    replicas, never both reply). A claim not marked within ``lease`` (the bot died mid-send) can
+    be taken again, so a reply is never lost: the one duplicate possible is a crash between
+    sending and marking. Returns the request with ``caption`` and ``chat`` loaded.
+    """
+    now = utcnow()
+    result = await session.scalars(
+        update(CaptionRequest)
+        .where(
+            CaptionRequest.id == request_id,
+            CaptionRequest.status.in_(UNDELIVERED_STATUSES),
+            or_(CaptionRequest.delivered_at.is_(None), CaptionRequest.delivered_at <= now - lease),
+        )
+        .values(delivered_at=now)
+        .returning(CaptionRequest),
+        execution_options={"populate_existing": True},
+    )
+    request = result.one_or_none()
+    if request is not None:
+        await session.refresh(request, ["caption", "chat"])
+    return request
+
+
+async def release_delivery(session: AsyncSession, *, request_id: int) -> None:
+    """Give a delivery claim back at once (sending failed; let the next attempt retry now)."""
+    await session.execute(
+        update(CaptionRequest)
+        .where(CaptionRequest.id == request_id, CaptionRequest.status.in_(UNDELIVERED_STATUSES))
+        .values(delivered_at=None),
+        execution_options=_FETCH,
+    )
+
+
 async def mark_delivered(
     session: AsyncSession, *, request_id: int, reply_message_id: str | int | None = None
 ) -> bool:
     """Record that the bot sent the result (caption or failure notice) of a request.
 
     Returns True for the call that moved it to ``delivered``, False if it already was (or has no
-    result yet). Bots send, then mark: a crash in between means one resend after restart, never a
-    lost reply; the False return tells a racing sender it was second.
+    result yet). Use after :func:`claim_delivery` and a successful send.
     """
     now = utcnow()
     result = await session.execute(
@@ -426,15 +475,24 @@ async def requeue_stale_requests(
 
 
 async def undelivered_results(
-    session: AsyncSession, *, platform: Platform | str | None = None, limit: int = 100
+    session: AsyncSession,
+    *,
+    platform: Platform | str | None = None,
+    limit: int = 100,
+    lease: timedelta = DEFAULT_DELIVERY_LEASE,
 ) -> list[CaptionRequest]:
-    """Done or failed requests whose reply was not sent yet, oldest first (bot start-up resend).
+    """Done or failed requests whose reply was not sent yet and that nobody is sending now.
 
-    ``caption`` and ``chat`` are loaded.
+    Oldest first, with ``caption`` and ``chat`` loaded: what a bot resends after a restart (each
+    through :func:`claim_delivery`).
     """
+    cutoff = utcnow() - lease
     stmt = (
         select(CaptionRequest)
-        .where(CaptionRequest.status.in_(UNDELIVERED_STATUSES))
+        .where(
+            CaptionRequest.status.in_(UNDELIVERED_STATUSES),
+            or_(CaptionRequest.delivered_at.is_(None), CaptionRequest.delivered_at <= cutoff),
+        )
         .options(selectinload(CaptionRequest.caption), selectinload(CaptionRequest.chat))
         .order_by(CaptionRequest.id)
         .limit(limit)
@@ -865,7 +923,9 @@ __all__ = [
     "TrainingExample",
     "UserStats",
     "add_image",
+    "DEFAULT_DELIVERY_LEASE",
     "caption_for_request",
+    "claim_delivery",
     "claim_request",
     "complete_request",
     "count_pending",
@@ -885,6 +945,7 @@ __all__ = [
     "mark_delivered",
     "promote_model_version",
     "purge_expired_images",
+    "release_delivery",
     "queue_position",
     "register_model_version",
     "requeue_stale_requests",
