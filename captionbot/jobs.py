@@ -1,0 +1,41 @@
+"""The job contract between the bot side and the workers.
+
+Payloads are tiny on purpose: the database row is the source of truth, a message only says
+"look at request X". Losing or duplicating a message is therefore harmless: a duplicate finds the
+row already claimed or finished and is skipped, and a lost one is found again by the recovery
+sweeps (worker: stale pending requests; bot: undelivered results).
+
+Both models are plain pydantic (no torch, no SQLAlchemy) so every process can import them.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: taskiq task names: the wire contract between processes (don't rename without a migration plan).
+CAPTION_TASK = "captionbot.caption"
+DELIVERY_TASK = "captionbot.deliver"
+
+_PUBLIC_ID = re.compile(r"[0-9a-f]{32}")
+
+
+class CaptionJob(BaseModel):
+    """bot side -> worker: caption the photo of request ``request_id``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    request_id: str = Field(pattern=_PUBLIC_ID.pattern, description="CaptionRequest.public_id")
+    image_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Image.sha256 (the ImageStore key)")
+
+
+class DeliveryNotice(BaseModel):
+    """worker -> bot side: request ``request_id`` has a result (caption or failure) to send."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    request_id: str = Field(pattern=_PUBLIC_ID.pattern, description="CaptionRequest.public_id")
+
+
+__all__ = ["CAPTION_TASK", "DELIVERY_TASK", "CaptionJob", "DeliveryNotice"]
