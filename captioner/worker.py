@@ -145,6 +145,9 @@ class CaptionWorker:
         self._failed_version_id: int | None = None
         self._stopping = False
         self._background: list[asyncio.Task[Any]] = []
+        # Jobs being worked on at once: the batch running plus the next one filling. Later jobs wait
+        # here *unclaimed*, so the DB still says "queued" and queue positions stay truthful.
+        self._slots = asyncio.Semaphore(max(2, 2 * options.batch_size))
         queues.on_caption(self.handle)
 
     @property
@@ -183,6 +186,10 @@ class CaptionWorker:
 
     async def handle(self, job: CaptionJob) -> None:
         """Process one caption job to completion or failure. Never raises for a job's own problems."""
+        async with self._slots:
+            await self._handle(job)
+
+    async def _handle(self, job: CaptionJob) -> None:
         if self._stopping:
             await self._put_back(job)
             return
