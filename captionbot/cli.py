@@ -203,6 +203,38 @@ def db_upgrade() -> None:
     typer.echo("database schema is up to date")
 
 
+# --- serving: `run`, `worker`, `bot` (queue/worker owner; the runtime is imported lazily) --------
+
+
+@app.command()
+def run() -> None:
+    """Everything in one process: worker, chat bots with a token set, metrics (default: SQLite + memory queue)."""
+    from captionbot.runtime import run_blocking
+    from captionbot.settings import Settings
+
+    _need_model_extra()
+    raise typer.Exit(run_blocking(Settings(), "all"))
+
+
+@app.command()
+def worker() -> None:
+    """Only the caption worker (needs a shared broker: CAPTIONBOT_BROKER_URL=redis://...)."""
+    from captionbot.runtime import run_blocking
+    from captionbot.settings import Settings
+
+    _need_model_extra()
+    raise typer.Exit(run_blocking(Settings(), "worker"))
+
+
+@app.command()
+def bot() -> None:
+    """Only the chat bots and result delivery (needs a shared broker; no torch needed)."""
+    from captionbot.runtime import run_blocking
+    from captionbot.settings import Settings
+
+    raise typer.Exit(run_blocking(Settings(), "bot"))
+
+
 def main() -> None:  # pragma: no cover
     app()
 
