@@ -1,0 +1,111 @@
+"""Command handlers: /start, /help, /privacy, /stats, /optout, /optin, /forget, /autocaption."""
+
+from __future__ import annotations
+
+from telegram import Message, Update
+from telegram.constants import ChatMemberStatus, ChatType
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from bot.telegram import keyboards, store, texts
+from bot.telegram.deps import deps
+from bot.telegram.intake import PLATFORM
+
+
+def _message(update: Update) -> Message | None:
+    return update.effective_message if update.effective_user is not None else None
+
+
+async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if message := _message(update):
+        await message.reply_text(texts.START)
+
+
+async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if message := _message(update):
+        await message.reply_text(texts.HELP)
+
+
+async def on_privacy(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if message := _message(update):
+        await message.reply_text(deps(context).service.privacy_text() + "\n\n" + texts.PRIVACY_TELEGRAM)
+
+
+async def on_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if not (message := _message(update)):
+        return
+    service = deps(context).service
+    mine = await service.stats(platform=PLATFORM, platform_user_id=update.effective_user.id)
+    overview = await store.model_overview(service)
+    await message.reply_text(texts.stats(
+        model=overview.model, total_captions=overview.total_captions, requests=mine.requests,
+        captions=mine.captions, pending=mine.pending, failed=mine.failed, ratings=mine.ratings,
+        corrections=mine.corrections, opted_out=mine.opted_out,
+    ), do_quote=message.chat.type != ChatType.PRIVATE)
+
+
+async def on_optout(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await _set_opt_out(update, context, opt_out=True)
+
+
+async def on_optin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await _set_opt_out(update, context, opt_out=False)
+
+
+async def _set_opt_out(update: Update, context: ContextTypes.DEFAULT_TYPE, *, opt_out: bool) -> None:
+    if not (message := _message(update)):
+        return
+    await deps(context).service.set_opt_out(
+        platform=PLATFORM, platform_user_id=update.effective_user.id, opt_out=opt_out
+    )
+    await message.reply_text(texts.OPTED_OUT if opt_out else texts.OPTED_IN,
+                             do_quote=message.chat.type != ChatType.PRIVATE)
+
+
+async def on_forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Ask first; the buttons carry the asker's id, so only they can confirm (even after a restart)."""
+    if message := _message(update):
+        await message.reply_text(texts.FORGET_ASK, reply_markup=keyboards.forget_keyboard(update.effective_user.id),
+                                 do_quote=message.chat.type != ChatType.PRIVATE)
+
+
+async def on_autocaption(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """``/autocaption [on|off]`` in a group; changing it is for chat admins."""
+    if not (message := _message(update)):
+        return
+    if message.chat.type == ChatType.PRIVATE:
+        await message.reply_text(texts.AUTOCAPTION_GROUPS_ONLY)
+        return
+    service = deps(context).service
+    arg = (context.args or [""])[0].lower()
+    if arg not in ("on", "off"):
+        enabled = await store.chat_autocaption(service, message.chat_id)
+        await message.reply_text(texts.autocaption_state(enabled), do_quote=True)
+        return
+    if not await _is_admin(message, context):
+        await message.reply_text(texts.AUTOCAPTION_ADMINS_ONLY, do_quote=True)
+        return
+    enabled = arg == "on"
+    await store.set_chat_autocaption(service, message.chat_id, enabled=enabled)
+    reply = texts.AUTOCAPTION_ON if enabled else texts.AUTOCAPTION_OFF
+    if enabled and not context.bot.bot.can_read_all_group_messages:
+        reply += "\n" + texts.AUTOCAPTION_PRIVACY_NOTE
+    await message.reply_text(reply, do_quote=True)
+
+
+async def _is_admin(message: Message, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    if message.sender_chat is not None and message.sender_chat.id == message.chat_id:
+        return True  # an anonymous admin posting as the group
+    if message.from_user is None:
+        return False
+    try:
+        member = await context.bot.get_chat_member(message.chat_id, message.from_user.id)
+    except TelegramError:
+        return False
+    return member.status in (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
+
+
+async def on_unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Private chats only: anything we don't handle (unknown commands, stickers, voice...)."""
+    if message := _message(update):
+        await message.reply_text(texts.SEND_A_PHOTO)

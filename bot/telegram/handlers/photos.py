@@ -1,0 +1,65 @@
+"""Photo handlers: private chats, ``/caption`` in groups, and auto-captioning."""
+
+from __future__ import annotations
+
+import re
+
+from telegram import Message, Update
+from telegram.ext import ContextTypes, filters
+
+from bot.telegram import media, store, texts
+from bot.telegram.deps import deps
+from bot.telegram.intake import caption_photo
+
+_CAPTION_COMMAND = re.compile(r"^/caption(?:@(\w+))?(?:\s|$)", re.I)
+
+
+class CaptionCommand(filters.MessageFilter):
+    """A photo or file whose caption starts with ``/caption`` or ``/caption@ThisBot`` (not another
+    bot's name). Telegram delivers these to bots in privacy mode."""
+
+    __slots__ = ()
+
+    def filter(self, message: Message) -> bool:
+        m = _CAPTION_COMMAND.match(message.caption or "")
+        if m is None:
+            return False
+        return m[1] is None or m[1].lower() == (message.get_bot().username or "").lower()
+
+
+async def on_private_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A photo, forwarded photo, album photo or file sent to the bot in a private chat."""
+    message = update.effective_message
+    if message is None or update.effective_user is None:
+        return
+    await caption_photo(context, source=message, requester=update.effective_user, answer_to=message)
+
+
+async def on_captioned_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A photo sent with ``/caption`` as its caption."""
+    await on_private_image(update, context)
+
+
+async def on_caption_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """``/caption`` sent as a reply to a photo or image file."""
+    message = update.effective_message
+    if message is None or update.effective_user is None:
+        return
+    target = message.reply_to_message
+    if target is None or not media.has_media(target):
+        await message.reply_text(texts.CAPTION_USAGE, do_quote=True)
+        return
+    await caption_photo(context, source=target, requester=update.effective_user, answer_to=message)
+
+
+async def on_group_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Any photo in a group: captioned only where an admin turned on /autocaption (and the bot
+    can see it, i.e. privacy mode is off). Non-image files are ignored silently in groups."""
+    message = update.effective_message
+    if message is None or update.effective_user is None:
+        return
+    if message.document and not media.is_image_document(message.document):
+        return
+    if not await store.chat_autocaption(deps(context).service, message.chat_id):
+        return
+    await caption_photo(context, source=message, requester=update.effective_user, answer_to=message)

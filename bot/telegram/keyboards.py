@@ -1,0 +1,121 @@
+"""Inline keyboards and their callback data: compact, versioned, at most 64 bytes, no server state.
+
+Callback data formats (the digit after the letter is the format version)::
+
+    r1:<caption_id>:<rating>   rate a caption: rating is 1 (thumbs up) or -1 (thumbs down)
+    c1:<caption_id>            ask for a better caption
+    f1:<user_id>:y|n           confirm / cancel /forget; only <user_id> may press it
+
+Everything a button needs is in its data and in the database, so buttons keep working after a
+restart. Data that doesn't parse (an old format, a forged or truncated string) decodes to ``None``
+and the user is told the button has expired.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.telegram import texts
+
+MAX_CALLBACK_BYTES = 64  # Bot API limit
+THUMBS_UP, THUMBS_DOWN = 1, -1
+
+
+class Rate(NamedTuple):
+    caption_id: int
+    rating: int
+
+
+class Correct(NamedTuple):
+    caption_id: int
+
+
+class Forget(NamedTuple):
+    user_id: int
+    confirm: bool
+
+
+Action = Rate | Correct | Forget
+
+_ID = r"[1-9][0-9]{0,18}"
+_PATTERNS: list[tuple[re.Pattern[str], type]] = [
+    (re.compile(rf"r1:({_ID}):(1|-1)"), Rate),
+    (re.compile(rf"c1:({_ID})"), Correct),
+    (re.compile(rf"f1:({_ID}):([yn])"), Forget),
+]
+
+
+def encode(action: Action) -> str:
+    """The callback data string for ``action``."""
+    match action:
+        case Rate(caption_id, rating):
+            data = f"r1:{caption_id}:{rating}"
+        case Correct(caption_id):
+            data = f"c1:{caption_id}"
+        case Forget(user_id, confirm):
+            data = f"f1:{user_id}:{'y' if confirm else 'n'}"
+        case _:
+            raise TypeError(f"not a button action: {action!r}")
+    if len(data.encode()) > MAX_CALLBACK_BYTES:  # can't happen with ids < 2**63; guards future formats
+        raise ValueError("callback data over 64 bytes")
+    return data
+
+
+def decode(data: str | None) -> Action | None:
+    """The action behind a button, or None for data this version doesn't understand."""
+    if not data:
+        return None
+    for pattern, kind in _PATTERNS:
+        m = pattern.fullmatch(data)
+        if m is None:
+            continue
+        if kind is Rate:
+            return Rate(int(m[1]), int(m[2]))
+        if kind is Correct:
+            return Correct(int(m[1]))
+        return Forget(int(m[1]), m[2] == "y")
+    return None
+
+
+def caption_keyboard(
+    caption_id: int, *, mine: int | None = None, ups: int = 0, downs: int = 0, show_counts: bool = False
+) -> InlineKeyboardMarkup:
+    """Rating buttons plus "Better caption". In a private chat the user's own rating is marked; in
+    a group, where many people rate one message, the buttons show how many chose each."""
+
+    def label(base: str, rating: int, count: int) -> str:
+        if show_counts:
+            return f"{base} · {count}" if count else base
+        return f"{base} ✓" if mine == rating else base
+
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(label(texts.BUTTON_GOOD, THUMBS_UP, ups),
+                                     callback_data=encode(Rate(caption_id, THUMBS_UP))),
+                InlineKeyboardButton(label(texts.BUTTON_BAD, THUMBS_DOWN, downs),
+                                     callback_data=encode(Rate(caption_id, THUMBS_DOWN))),
+            ],
+            [InlineKeyboardButton(texts.BUTTON_BETTER, callback_data=encode(Correct(caption_id)))],
+        ]
+    )
+
+
+def forget_keyboard(user_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(texts.BUTTON_FORGET_YES, callback_data=encode(Forget(user_id, True))),
+                InlineKeyboardButton(texts.BUTTON_FORGET_NO, callback_data=encode(Forget(user_id, False))),
+            ]
+        ]
+    )
+
+
+def thumbs_counts(ratings: int, score: int) -> tuple[int, int]:
+    """(ups, downs) from the service's totals; Telegram ratings are only ever +1 / -1."""
+    ups = max(0, (ratings + score) // 2)
+    return ups, max(0, ratings - ups)
