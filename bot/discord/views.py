@@ -1,0 +1,279 @@
+"""Buttons and the correction modal. All state lives in the ``custom_id``, so buttons keep working
+after a restart (discord.py dynamic items, registered in the bot's ``setup_hook``):
+
+* ``cb:rate:<caption>:<1|-1>``: Good / Wrong. One rating per user per caption, pressing again
+  changes it; the buttons then show the counts and the user gets an ephemeral confirmation.
+* ``cb:fix:<caption>``: "Better caption" opens a modal pre-filled with the caption; its text is
+  stored as that user's correction.
+* ``cb:alt:<caption>``: re-posts the stored image with the caption as its description (Discord's
+  alt text), for the person who asked for the caption only.
+* ``cb:forget:<user>:<yes|no>``: the /forget confirmation; only ``<user>`` may press it.
+
+A button whose caption is gone (deleted by /forget) answers that, briefly and ephemerally.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.discord import texts
+from bot.discord.lookup import find_caption
+from bot.discord.respond import NO_MENTIONS, guarded, say
+from captionbot.service import MAX_CORRECTION_CHARS, InvalidFeedbackError, UnknownCaptionError
+
+if TYPE_CHECKING:
+    from bot.discord.app import CaptionBot
+
+PLATFORM = "discord"
+_COUNT = re.compile(r"\s*\(\d+\)$")
+
+
+def _bot(interaction: discord.Interaction[Any]) -> CaptionBot:
+    return interaction.client  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class CaptionRow:
+    """One caption's buttons: one row per caption, numbered when a reply holds several."""
+
+    caption_id: int
+    index: int = 0
+    total: int = 1
+    alt_button: bool = True
+
+
+def caption_view(rows: list[CaptionRow]) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    for row_number, row in enumerate(rows):
+        kw = {"index": row.index, "total": row.total}
+        view.add_item(RateButton(row.caption_id, 1, label=texts.button_label(texts.BUTTON_GOOD, **kw), row=row_number))
+        view.add_item(RateButton(row.caption_id, -1, label=texts.button_label(texts.BUTTON_BAD, **kw), row=row_number))
+        view.add_item(FixButton(row.caption_id, label=texts.button_label(texts.BUTTON_BETTER, **kw), row=row_number))
+        if row.alt_button:
+            view.add_item(AltButton(row.caption_id, label=texts.button_label(texts.BUTTON_ALT, **kw), row=row_number))
+    return view
+
+
+_DYNAMIC: list[type[discord.ui.DynamicItem[Any]]] = []
+
+
+def _rebuild(view: discord.ui.View | None, labels: dict[str, str]) -> discord.ui.View:
+    """The message's buttons again, as dynamic items, with some labels replaced (by custom_id)."""
+    out = discord.ui.View(timeout=None)
+    for child in view.children if view is not None else ():
+        custom_id = getattr(child, "custom_id", None)
+        if isinstance(child, discord.ui.DynamicItem):
+            child = child.item
+        if not isinstance(child, discord.ui.Button) or custom_id is None:
+            continue
+        label = labels.get(custom_id, child.label)
+        for cls in _DYNAMIC:
+            match = cls.__discord_ui_compiled_template__.fullmatch(custom_id)  # type: ignore[attr-defined]
+            if match is not None:
+                out.add_item(cls.from_match(match, label=label, row=child.row))  # type: ignore[attr-defined]
+                break
+    return out
+
+
+# ------------------------------------------------------------------------------------- rating
+
+
+class RateButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
+                 template=r"cb:rate:(?P<caption_id>\d{1,19}):(?P<rating>-?1)"):
+    def __init__(self, caption_id: int, rating: int, *, label: str | None = None, row: int | None = None) -> None:
+        good = rating > 0
+        super().__init__(discord.ui.Button(
+            style=discord.ButtonStyle.success if good else discord.ButtonStyle.secondary,
+            label=label or (texts.BUTTON_GOOD if good else texts.BUTTON_BAD),
+            emoji=texts.EMOJI_GOOD if good else texts.EMOJI_BAD,
+            custom_id=f"cb:rate:{caption_id}:{rating}", row=row,
+        ))
+        self.caption_id, self.rating = caption_id, rating
+
+    @classmethod
+    def from_match(cls, match: re.Match[str], *, label: str | None = None, row: int | None = None) -> RateButton:
+        return cls(int(match["caption_id"]), int(match["rating"]), label=label, row=row)
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
+                             match: re.Match[str], /) -> RateButton:
+        return cls.from_match(match, label=getattr(item, "label", None), row=item.row)
+
+    @guarded
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        service = _bot(interaction).service
+        try:
+            state = await service.rate(caption_id=self.caption_id, platform=PLATFORM,
+                                       platform_user_id=str(interaction.user.id), rating=self.rating)
+        except UnknownCaptionError:
+            await say(interaction, texts.CAPTION_GONE)
+            return
+        good = (state.ratings + state.score) // 2  # thumbs only: every rating is +1 or -1
+        counts = {f"cb:rate:{self.caption_id}:1": good, f"cb:rate:{self.caption_id}:-1": state.ratings - good}
+        labels = {}
+        for child in self.view.children if self.view is not None else ():
+            custom_id = getattr(child, "custom_id", None)
+            if custom_id in counts:
+                item = child.item if isinstance(child, discord.ui.DynamicItem) else child
+                base = _COUNT.sub("", getattr(item, "label", None) or "")
+                labels[custom_id] = f"{base} ({counts[custom_id]})" if counts[custom_id] else base
+        await interaction.response.edit_message(view=_rebuild(self.view, labels))
+        await interaction.followup.send(texts.rated(self.rating), ephemeral=True)
+
+
+# --------------------------------------------------------------------------------- correction
+
+
+class CorrectionModal(discord.ui.Modal):
+    """A text field pre-filled with the caption; what the user submits is their correction."""
+
+    def __init__(self, caption_id: int, current: str) -> None:
+        super().__init__(title=texts.MODAL_TITLE, custom_id=f"cb:fixm:{caption_id}", timeout=15 * 60)
+        self.caption_id = caption_id
+        self.text: discord.ui.TextInput[CorrectionModal] = discord.ui.TextInput(
+            custom_id="caption", label=texts.MODAL_LABEL, placeholder=texts.MODAL_PLACEHOLDER,
+            default=current[:MAX_CORRECTION_CHARS],
+            style=discord.TextStyle.paragraph, max_length=MAX_CORRECTION_CHARS, required=True,
+        )
+        self.add_item(self.text)
+
+    @guarded
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            await _bot(interaction).service.correct(caption_id=self.caption_id, platform=PLATFORM,
+                                                    platform_user_id=str(interaction.user.id), text=self.text.value)
+        except UnknownCaptionError:
+            await say(interaction, texts.CAPTION_GONE)
+        except InvalidFeedbackError as exc:
+            await say(interaction, exc.user_message)
+        else:
+            await say(interaction, texts.CORRECTION_SAVED)
+
+
+class FixButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cb:fix:(?P<caption_id>\d{1,19})"):
+    def __init__(self, caption_id: int, *, label: str | None = None, row: int | None = None) -> None:
+        super().__init__(discord.ui.Button(style=discord.ButtonStyle.primary, label=label or texts.BUTTON_BETTER,
+                                           emoji=texts.EMOJI_BETTER, custom_id=f"cb:fix:{caption_id}", row=row))
+        self.caption_id = caption_id
+
+    @classmethod
+    def from_match(cls, match: re.Match[str], *, label: str | None = None, row: int | None = None) -> FixButton:
+        return cls(int(match["caption_id"]), label=label, row=row)
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
+                             match: re.Match[str], /) -> FixButton:
+        return cls.from_match(match, label=getattr(item, "label", None), row=item.row)
+
+    @guarded
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        record = await find_caption(_bot(interaction).service, self.caption_id)
+        if record is None:
+            await say(interaction, texts.CAPTION_GONE)
+            return
+        await interaction.response.send_modal(CorrectionModal(self.caption_id, record.text))
+
+
+# ---------------------------------------------------------------------------------- alt text
+
+
+class AltButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cb:alt:(?P<caption_id>\d{1,19})"):
+    def __init__(self, caption_id: int, *, label: str | None = None, row: int | None = None) -> None:
+        super().__init__(discord.ui.Button(style=discord.ButtonStyle.secondary, label=label or texts.BUTTON_ALT,
+                                           emoji=texts.EMOJI_ALT, custom_id=f"cb:alt:{caption_id}", row=row))
+        self.caption_id = caption_id
+
+    @classmethod
+    def from_match(cls, match: re.Match[str], *, label: str | None = None, row: int | None = None) -> AltButton:
+        return cls(int(match["caption_id"]), label=label, row=row)
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
+                             match: re.Match[str], /) -> AltButton:
+        return cls.from_match(match, label=getattr(item, "label", None), row=item.row)
+
+    @guarded
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        service = _bot(interaction).service
+        record = await find_caption(service, self.caption_id)
+        if record is None:
+            await say(interaction, texts.CAPTION_GONE)
+        elif record.requester_id != str(interaction.user.id):
+            await say(interaction, texts.ONLY_REQUESTER_ALT)
+        elif record.image_purged or not service.image_store.exists(record.image_sha256):
+            await say(interaction, texts.IMAGE_GONE)
+        else:
+            await interaction.response.defer(thinking=True)
+            data = await service.image_store.aread(record.image_sha256)
+            await interaction.followup.send(**alt_text_message(record.caption_id, record.text, record.filename, data,
+                                                               interaction.user.mention))
+
+
+def alt_text_message(caption_id: int, caption: str, filename: str, data: bytes, mention: str) -> dict[str, Any]:
+    """Keyword arguments for ``send``: the image with the caption as its description (alt text)."""
+    description = texts.caption_sentence(caption)[:1024]  # Discord's limit for a description
+    return {
+        "content": texts.alt_text_post(mention),
+        "file": discord.File(io.BytesIO(data), filename=filename, description=description),
+        "view": caption_view([CaptionRow(caption_id, alt_button=False)]),
+        "allowed_mentions": NO_MENTIONS,
+    }
+
+
+# ----------------------------------------------------------------------------------- /forget
+
+
+class ForgetButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
+                   template=r"cb:forget:(?P<user_id>\d{1,20}):(?P<choice>yes|no)"):
+    def __init__(self, user_id: int, confirm: bool, *, label: str | None = None, row: int | None = None) -> None:
+        super().__init__(discord.ui.Button(
+            style=discord.ButtonStyle.danger if confirm else discord.ButtonStyle.secondary,
+            label=label or (texts.BUTTON_FORGET_YES if confirm else texts.BUTTON_FORGET_NO),
+            custom_id=f"cb:forget:{user_id}:{'yes' if confirm else 'no'}", row=row,
+        ))
+        self.user_id, self.confirm = user_id, confirm
+
+    @classmethod
+    def from_match(cls, match: re.Match[str], *, label: str | None = None, row: int | None = None) -> ForgetButton:
+        return cls(int(match["user_id"]), match["choice"] == "yes", label=label, row=row)
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
+                             match: re.Match[str], /) -> ForgetButton:
+        return cls.from_match(match, label=getattr(item, "label", None), row=item.row)
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        if interaction.user.id == self.user_id:
+            return True
+        await say(interaction, texts.NOT_YOUR_BUTTON)
+        return False
+
+    @guarded
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer()  # deleting many photos can take more than 3 s
+        if not self.confirm:
+            await interaction.edit_original_response(content=texts.FORGET_CANCELLED, view=None)
+            return
+        report = await _bot(interaction).service.forget(platform=PLATFORM, platform_user_id=str(self.user_id))
+        if report.found:
+            text = texts.forgotten(report.requests, report.images, report.feedback)
+        else:
+            text = texts.FORGET_NOTHING
+        await interaction.edit_original_response(content=text, view=None)
+
+
+def forget_view(user_id: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(ForgetButton(user_id, True))
+    view.add_item(ForgetButton(user_id, False))
+    return view
+
+
+_DYNAMIC.extend([RateButton, FixButton, AltButton, ForgetButton])
+#: Registered by the bot's setup_hook: these answer their buttons on any message, after any restart.
+DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = tuple(_DYNAMIC)
