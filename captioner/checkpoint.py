@@ -6,6 +6,7 @@ The encoder's weights travel inside the file, so a checkpoint captions offline w
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -50,13 +51,19 @@ def save_checkpoint(
         "vocab": list(vocab.words),
         "preprocess": {"resize": "squash", "size": model.cfg.image_size, "encoder": model.cfg.encoder},
         "state_dict": state,
-        "metrics": metrics or {},
-        "extra": extra or {},
+        "metrics": _plain(metrics or {}),
+        "extra": {k: v if k == "optimizer" else _plain(v) for k, v in (extra or {}).items()},
     }
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)
     tmp.replace(path)
     return path
+
+
+def _plain(value: Any) -> Any:
+    """JSON-plain copy (dict subclasses, numpy scalars -> dict, float), so the file loads with
+    torch.load(weights_only=True), which refuses arbitrary classes."""
+    return json.loads(json.dumps(value, default=float))
 
 
 def load_checkpoint(

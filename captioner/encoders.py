@@ -32,6 +32,8 @@ ENCODERS: dict[str, EncoderSpec] = {
     "mobilenet_v2": EncoderSpec("mobilenet_v2", 1280, IMAGENET_MEAN, IMAGENET_STD),
     # EfficientNet-Lite was trained on inputs scaled to [-1, 1].
     "efficientnet_lite0": EncoderSpec("efficientnet_lite0", 1280, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    # No pretrained weights: for tests and smoke runs on machines without any weights file.
+    "tiny_cnn": EncoderSpec("tiny_cnn", 130, IMAGENET_MEAN, IMAGENET_STD),
 }
 
 
@@ -81,14 +83,46 @@ class _EfficientNetLite0Features(nn.Module):
         return self.body.extract_features(images)
 
 
+class _TinyCNN(nn.Module):
+    """Five stride-2 convolutions, 224 -> 7, plus two coordinate channels. Randomly initialised
+    convolutions keep colour and coarse shape, which is all the synthetic test data needs; the
+    coordinates say where a cell is (convolutions alone can't, and attention only sums features)."""
+
+    def __init__(self, pretrained: bool) -> None:
+        super().__init__()
+        if pretrained:
+            raise UnknownEncoderError("tiny_cnn has no pretrained weights: build it with pretrained=False")
+        layers: list[nn.Module] = []
+        channels = [3, 32, 64, 128, 128, 128]
+        for cin, cout in zip(channels, channels[1:], strict=False):
+            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.ReLU()]
+        # Instance norm makes each cell's features relative to the photo's average, so a plain
+        # background fades to ~0 and whatever stands out from it carries the signal.
+        self.body = nn.Sequential(*layers, nn.InstanceNorm2d(channels[-1]))
+        for m in self.body:
+            if isinstance(m, nn.Conv2d):  # He init keeps activations from shrinking layer by layer
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, 130, H/32, W/32)
+        fmap = self.body(images)  # (B, 128, h, w)
+        B, _, h, w = fmap.shape
+        ys = torch.linspace(-1, 1, h, device=fmap.device).view(1, 1, h, 1).expand(B, 1, h, w)
+        xs = torch.linspace(-1, 1, w, device=fmap.device).view(1, 1, 1, w).expand(B, 1, h, w)
+        return torch.cat([fmap, xs, ys], dim=1)
+
+
+_BUILDERS = {
+    "mobilenet_v2": _MobileNetV2Features,
+    "efficientnet_lite0": _EfficientNetLite0Features,
+    "tiny_cnn": _TinyCNN,
+}
+
+
 def build_encoder(name: str, pretrained: bool = True) -> nn.Module:
-    """A frozen-by-default feature extractor in eval mode."""
+    """A frozen feature extractor in eval mode."""
     encoder_spec(name)
-    module: nn.Module
-    if name == "mobilenet_v2":
-        module = _MobileNetV2Features(pretrained)
-    else:
-        module = _EfficientNetLite0Features(pretrained)
+    module = _BUILDERS[name](pretrained)
     module.eval()
     for p in module.parameters():
         p.requires_grad_(False)

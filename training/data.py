@@ -40,13 +40,18 @@ def prepare(
     max_len: int = 22,
     vocab: Vocabulary | None = None,
     device: str = "cpu",
+    encoder_module: torch.nn.Module | None = None,
+    weights_tag: str = "imagenet",
 ) -> TrainingData:
     train = dataset.split("train")
     if not train:
         raise ValueError("the dataset has no training images")
     if vocab is None:
         vocab = Vocabulary.build((c for im in train for c in im.captions), min_count=min_count)
-    cache = load_or_extract([im.path for im in dataset.images], encoder, cache_dir, device=device)
+    cache = load_or_extract(
+        [im.path for im in dataset.images], encoder, cache_dir, device=device,
+        encoder_module=encoder_module, weights_tag=weights_tag,
+    )
     grids = torch.from_numpy(np.ascontiguousarray(cache.grids))  # whole cache in RAM: ~1 GB for Flickr8k
     splits = {}
     for name in ("train", "dev", "test"):

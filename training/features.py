@@ -31,8 +31,8 @@ class FeatureCache:
         return torch.from_numpy(np.asarray(self.grids[idx], dtype=np.float32))  # (n, P, C)
 
 
-def _cache_key(encoder: str, paths: list[Path], size: int) -> str:
-    h = hashlib.sha256(f"{encoder}|{size}".encode())
+def _cache_key(encoder: str, paths: list[Path], size: int, weights_tag: str) -> str:
+    h = hashlib.sha256(f"{encoder}|{size}|{weights_tag}".encode())
     for p in paths:
         h.update(str(p.resolve()).encode())
     return h.hexdigest()[:16]
@@ -46,11 +46,17 @@ def load_or_extract(
     batch_size: int = 32,
     device: str = "cpu",
     encoder_module: torch.nn.Module | None = None,
+    weights_tag: str = "imagenet",
 ) -> FeatureCache:
-    """Features for `paths` (in that order), from the cache when it has them."""
+    """Features for `paths` (in that order), from the cache when it has them.
+
+    `encoder_module` is the exact encoder whose weights the checkpoint will carry (default: a fresh
+    ImageNet-pretrained one); `weights_tag` names those weights in the cache key, so features of
+    different weights never mix.
+    """
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = _cache_key(encoder, paths, size)
+    key = _cache_key(encoder, paths, size, weights_tag)
     data_file, meta_file = cache_dir / f"{encoder}-{key}.f16", cache_dir / f"{encoder}-{key}.json"
     names = [p.name for p in paths]
     if meta_file.is_file() and data_file.is_file():
@@ -60,8 +66,6 @@ def load_or_extract(
 
     module = encoder_module if encoder_module is not None else build_encoder(encoder, pretrained=True)
     module = module.to(device).eval()
-    if device == "cpu":
-        module = module.to(memory_format=torch.channels_last)
     partial = data_file.with_suffix(".partial")
     grids = None
     with torch.inference_mode():
@@ -72,8 +76,6 @@ def load_or_extract(
                 with Image.open(p) as im:
                     images.append(im.convert("RGB"))
             x = to_batch(images, encoder, size).to(device)
-            if device == "cpu":
-                x = x.contiguous(memory_format=torch.channels_last)
             fmap = module(x)  # (b, C, h, w)
             grid = fmap.flatten(2).transpose(1, 2).float().cpu().numpy()  # (b, P, C)
             if grids is None:

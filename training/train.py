@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from captioner.checkpoint import load_checkpoint, save_checkpoint
+from captioner.encoders import encoder_spec
 from captioner.model import Captioner, CaptionerConfig, caption_loss
 from captioner.vocab import Vocabulary
 from training.data import TrainingData, pad_batch, prepare
@@ -31,6 +32,7 @@ class TrainConfig:
     out: str = "runs/flickr8k"
     cache_dir: str = "data/features"
     encoder: str = "mobilenet_v2"
+    pretrained: bool = True  # False: a randomly initialised encoder (tests: no weights to download)
     min_count: int = 5
     max_len: int = 22
     feature_dim: int = 512
@@ -65,11 +67,12 @@ def set_seed(seed: int) -> None:
 
 def build_model(tc: TrainConfig, vocab: Vocabulary) -> Captioner:
     cfg = CaptionerConfig(
-        vocab_size=len(vocab), encoder=tc.encoder, feature_dim=tc.feature_dim, embed_dim=tc.embed_dim,
+        vocab_size=len(vocab), encoder=tc.encoder, encoder_channels=encoder_spec(tc.encoder).channels,
+        feature_dim=tc.feature_dim, embed_dim=tc.embed_dim,
         hidden_dim=tc.hidden_dim, attention_dim=tc.attention_dim, dropout=tc.dropout,
         attention=tc.attention, max_len=tc.max_len,
     )
-    return Captioner(cfg, pretrained_encoder=True)
+    return Captioner(cfg, pretrained_encoder=tc.pretrained)
 
 
 def xe_epoch(model: Captioner, data: TrainingData, opt, tc: TrainConfig, epoch: int) -> float:
@@ -135,12 +138,16 @@ def train(tc: TrainConfig, resume: bool = True) -> Path:
         state = payload["extra"]
         tc.history = state["train_config"]["history"]
         print(f"resuming {last}: {state['stage']} epoch {state['epoch']}")
-    data = prepare(dataset, encoder=tc.encoder, cache_dir=tc.cache_dir, min_count=tc.min_count,
-                   max_len=tc.max_len, vocab=vocab, device=tc.device)
+    if vocab is None:
+        vocab = Vocabulary.build((c for im in dataset.split("train") for c in im.captions), min_count=tc.min_count)
     if model is None:
-        model = build_model(tc, data.vocab)
+        model = build_model(tc, vocab)
     model.to(tc.device)
-    vocab = data.vocab
+    # Features come from the very encoder the checkpoint carries; random weights get their own cache entry.
+    data = prepare(
+        dataset, encoder=tc.encoder, cache_dir=tc.cache_dir, max_len=tc.max_len, vocab=vocab, device=tc.device,
+        encoder_module=model.encoder, weights_tag="imagenet" if tc.pretrained else f"random-seed{tc.seed}",
+    )
     best_cider = max((h["dev"]["CIDEr-D"] for h in tc.history), default=-1.0)
 
     # Stage 1: cross-entropy with early stopping on dev CIDEr-D.
