@@ -103,9 +103,8 @@ RATING_NAMES = {1: "good", -1: "wrong"}
 CORRECTION_SAVED = "Thank you! I saved your caption. It helps me learn."
 
 
-def rated(rating: int, *, changed: bool) -> str:
-    name = RATING_NAMES.get(rating, str(rating))
-    return f"Thanks! You rated it {name}." if changed else f"You already rated it {name}."
+def rated(rating: int) -> str:
+    return f"Thanks! You rated it {RATING_NAMES.get(rating, str(rating))}."
 
 
 # The caption id travels in the prompt's own text, so a reply to it still works after a restart.

@@ -108,3 +108,27 @@ async def wait_caption(fake: FakeTelegram, photo: dict[str, Any], *, within: flo
 async def wait_answer(fake: FakeTelegram, query_id: str, *, within: float = 15.0) -> dict[str, Any]:
     """The bot's answerCallbackQuery parameters for a pressed button."""
     return await fake.wait_for(lambda: fake.answered.get(query_id), within)
+
+
+async def wait_next(fake: FakeTelegram, message: dict[str, Any], *, having: str = "",
+                    within: float = 15.0) -> dict[str, Any]:
+    """The bot's first message in ``message``'s chat after it (containing ``having``), reply or not."""
+    chat_id = message["chat"]["id"]
+
+    def found() -> dict[str, Any] | None:
+        for m in fake.bot_messages(chat_id):
+            if m["message_id"] > message["message_id"] and having in m.get("text", ""):
+                return m
+        return None
+
+    return await fake.wait_for(found, within)
+
+
+async def requests(stack: Any) -> list[Any]:
+    """All caption requests in the database, oldest first."""
+    from sqlalchemy import select
+
+    from captionbot.storage.models import CaptionRequest
+
+    async with stack.session_factory() as session:
+        return list(await session.scalars(select(CaptionRequest).order_by(CaptionRequest.id)))

@@ -8,7 +8,7 @@ import pytest
 
 from captionbot.storage import queries
 from captionbot.storage.models import RequestStatus
-from tests.telegram.conftest import bot_stack, buttons, caption_id_of, wait_caption
+from tests.telegram.conftest import bot_stack, buttons, caption_id_of, requests, wait_caption
 from tests.telegram.fake_api import png
 from tests.tiny_model import until
 
@@ -38,22 +38,13 @@ async def test_private_photo_is_captioned_in_reply_with_buttons(fake, settings):
             assert user.display_name == "Ann"
         # The service recorded the reply: exactly one request, delivered, pointing at our message.
         await until(lambda: _all_delivered(stack))
-        [request] = await _requests(stack)
+        [request] = await requests(stack)
         assert request.reply_message_id == str(reply["message_id"])
         assert request.source_message_id == str(photo["message_id"])
 
 
-async def _requests(stack):
-    from sqlalchemy import select
-
-    from captionbot.storage.models import CaptionRequest
-
-    async with stack.session_factory() as session:
-        return list(await session.scalars(select(CaptionRequest).order_by(CaptionRequest.id)))
-
-
 async def _all_delivered(stack) -> bool:
-    return all(r.status == RequestStatus.DELIVERED for r in await _requests(stack))
+    return all(r.status == RequestStatus.DELIVERED for r in await requests(stack))
 
 
 def heic(color: str = "green") -> bytes:

@@ -1,0 +1,96 @@
+"""The adapter's pure parts: callback data, prompt references, texts, configuration, log redaction."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from pydantic import SecretStr
+
+from bot.telegram import keyboards, texts
+from bot.telegram.config import TelegramConfig, api_urls, download_limit
+from bot.telegram.keyboards import Correct, Forget, Rate
+from bot.telegram.logsafety import RedactSecret, protect
+
+BIG = 2**63 - 1
+
+
+@pytest.mark.parametrize("action", [Rate(1, 1), Rate(BIG, -1), Correct(BIG), Forget(BIG, True), Forget(7, False)])
+def test_callback_data_round_trips_within_64_bytes(action):
+    data = keyboards.encode(action)
+    assert len(data.encode()) <= 64
+    assert keyboards.decode(data) == action
+
+
+@pytest.mark.parametrize("data", [None, "", "r0:1:1", "r1:1:0", "r1:1:5", "r1:01:1", "r1:-1:1", "c1:", "c1:x",
+                                  "f1:7:maybe", "r1:1:1:extra", "x" * 64, "r1:99999999999999999999:1"])
+def test_unknown_or_malformed_callback_data_decodes_to_none(data):
+    assert keyboards.decode(data) is None
+
+
+def test_keyboard_state_labels():
+    private = keyboards.caption_keyboard(5, mine=-1)
+    assert [b.text for b in private.inline_keyboard[0]] == [texts.BUTTON_GOOD, texts.BUTTON_BAD + " ✓"]
+    group = keyboards.caption_keyboard(5, ups=3, downs=0, show_counts=True)
+    assert [b.text for b in group.inline_keyboard[0]] == [texts.BUTTON_GOOD + " · 3", texts.BUTTON_BAD]
+    assert keyboards.thumbs_counts(ratings=4, score=2) == (3, 1)
+
+
+def test_correction_prompt_carries_the_caption_id():
+    assert texts.correction_prompt_ref(texts.correction_prompt(42)) == 42
+    assert texts.correction_prompt_ref(texts.correction_prompt(42, "Zoë")) == 42
+    assert texts.correction_prompt_ref("Send me a photo") is None
+    assert texts.correction_prompt_ref(None) is None
+
+
+def test_caption_text_reads_as_a_sentence():
+    assert texts.caption_message("a dog runs on the grass", 0.9) == "A dog runs on the grass."
+    assert texts.caption_message("  ", 0.9) == texts.EMPTY_CAPTION
+    assert texts.caption_message("a cat", 0.05).endswith(texts.LOW_CONFIDENCE)
+    assert texts.queue_status(3) == "You're #3 in the queue. I'll put the description here when it's ready."
+    assert texts.queue_status(0, photos=2).startswith("Describing your 2 photos now")
+
+
+def test_api_urls_and_download_limit():
+    assert api_urls("https://api.telegram.org/bot") == ("https://api.telegram.org/bot",
+                                                        "https://api.telegram.org/file/bot")
+    assert api_urls("http://tg-api:8081/") == ("http://tg-api:8081/bot", "http://tg-api:8081/file/bot")
+    assert api_urls("http://h/bot{token}") == ("http://h/bot{token}", "http://h/file/bot{token}")
+    assert download_limit("https://api.telegram.org/bot", 50 * 2**20) == 20 * 2**20
+    assert download_limit("http://tg-api:8081/bot", 50 * 2**20) == 50 * 2**20  # self-hosted lifts 20 MB
+
+
+class _Settings:
+    telegram_bot_token = SecretStr("1:abc")
+    telegram_api_base_url = "https://api.telegram.org/bot"
+    telegram_use_webhook = True
+    telegram_webhook_url = "https://example.com/tg/hook/"
+    telegram_webhook_listen = "127.0.0.1"
+    telegram_webhook_port = 8443
+    telegram_webhook_secret_token = None
+    max_image_bytes = 30 * 2**20
+
+
+def test_config_from_settings_keeps_secrets_out_of_repr():
+    config = TelegramConfig.from_settings(_Settings())
+    assert config.webhook_path == "tg/hook"
+    assert config.max_download_bytes == 20 * 2**20
+    assert len(config.webhook_secret) >= 32  # none configured: a random one, so webhook calls are checked
+    assert config.webhook_secret != TelegramConfig.from_settings(_Settings()).webhook_secret
+    assert "abc" not in repr(config) and config.webhook_secret not in repr(config)
+
+
+def test_redaction_filter_and_quiet_loggers():
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "POST %s/getMe", ("https://h/bot1:abc",), None)
+    RedactSecret("1:abc").filter(record)
+    assert record.getMessage() == "POST https://h/bot<token>/getMe"
+    httpx = logging.getLogger("httpx")
+    before = httpx.level
+    httpx.setLevel(logging.DEBUG)
+    undo = protect("1:abc")
+    try:
+        assert not httpx.isEnabledFor(logging.INFO)  # httpx logs every URL (with the token) at INFO
+    finally:
+        undo()
+    assert httpx.level == logging.DEBUG
+    httpx.setLevel(before)
