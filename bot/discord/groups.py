@@ -16,8 +16,8 @@ Bounded and restart-safe by construction:
   arrived is posted, and stragglers are posted on their own later;
 * a group opened by an earlier process (``boot`` differs: we restarted, the bookkeeping is gone)
   or already finished is never waited for: its late members are posted on their own;
-* if posting fails, the error goes to the service (which retries that delivery later) and the
-  other members try to post themselves.
+* if posting fails, the error goes to the service (which retries that delivery later, and it
+  joins the group again) and the other members post themselves: nothing is posted twice.
 """
 
 from __future__ import annotations
@@ -88,10 +88,12 @@ class ReplyGroups(Generic[P]):
         while len(self._closed) > self.max_groups:
             self._closed.popitem(last=False)
 
-    def open(self, key: str, request_ids: Collection[str], *, notes: dict[int, str] | None = None,
+    def open(self, key: str, request_ids: Collection[str], *, total: int, notes: dict[int, str] | None = None,
              footer: str | None = None) -> None:
-        """The intake is done with ``key``: these requests were queued; ``notes`` replace the images
-        that were refused (by index). Members may have arrived already."""
+        """The intake is done with ``key`` (``total`` images): these requests were queued; ``notes``
+        replace the images that were refused (by index). Members may have arrived already."""
+        if total <= 1:
+            return  # a single image is posted as soon as it arrives: nothing to keep
         if not request_ids:
             self._close(key)
             return
@@ -126,7 +128,13 @@ class ReplyGroups(Generic[P]):
                 {} if group.notes_posted else group.notes,
                 None if group.notes_posted else group.footer,
             )
-            message_id = await post(batch)
+            try:
+                message_id = await post(batch)
+            except BaseException:
+                # Our delivery goes back to the service (retried later, then it joins again); the
+                # other members still waiting post themselves.
+                group.parts.pop(request_id, None)
+                raise
             group.notes_posted = True
             for rid in members:
                 group.posted[rid] = message_id

@@ -162,5 +162,5 @@ class Intake:
                     out.queued.append(result.request_id)
         finally:
             # Always: deliveries of this group may already be waiting for it (see groups.py).
-            self.groups.open(ctx.group, out.queued, notes=out.notes, footer=out.footer)
+            self.groups.open(ctx.group, out.queued, total=total, notes=out.notes, footer=out.footer)
         return out

@@ -103,11 +103,13 @@ async def world(request: pytest.FixtureRequest, discord_settings: Any) -> AsyncI
     env = simcord.Env(bot, **options)
     w: World | None = None
     try:
-        await env.start()
-        guild = env.create_guild("Photo club")
+        # The server exists before the bot logs in, with a configured id if commands sync to it.
+        guild_ids = discord_settings.discord_guild_ids
+        guild = env.create_guild("Photo club", id=guild_ids[0] if guild_ids else None)
         channel = guild.create_text_channel("general")
         alice = guild.add_member(env.create_user("alice", global_name="Alice"))
         bob = guild.add_member(env.create_user("bob", global_name="Bob"))
+        await env.start()
         w = World(env, discord_settings, stack, bot, guild, channel, alice, bob)
         yield w
     finally:

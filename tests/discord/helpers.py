@@ -71,9 +71,11 @@ class Row:
 
 
 async def captions(world: Any) -> list[Row]:
-    """Every caption, oldest first."""
+    """Every caption, in the order the images were submitted (not the order the worker finished them)."""
+    query = (select(Caption.id, Caption.text, Caption.confidence)
+             .join(CaptionRequest, Caption.request_id == CaptionRequest.id).order_by(CaptionRequest.id))
     async with world.stack.session_factory() as session:
-        rows = (await session.execute(select(Caption.id, Caption.text, Caption.confidence).order_by(Caption.id))).all()
+        rows = (await session.execute(query)).all()
     return [Row(*r) for r in rows]
 
 

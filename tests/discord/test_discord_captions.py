@@ -17,12 +17,21 @@ from tests.tiny_model import png_bytes
 pytestmark = pytest.mark.timeout(120)
 
 
-async def test_slash_caption_defers_then_answers_with_caption_and_buttons(world, env):
+async def test_slash_caption_defers_then_answers_with_caption_and_buttons(world, env, monkeypatch):
     assert not world.bot.intents.message_content
+    acknowledged_before_submit: list[list[int]] = []
+    submit = world.service.submit
+
+    async def spy(**kwargs):
+        acknowledged_before_submit.append(callbacks(env))
+        return await submit(**kwargs)
+
+    monkeypatch.setattr(world.service, "submit", spy)
 
     result = await world.alice.slash(world.channel, "caption", image=("cat.png", png_bytes()))
 
-    assert callbacks(env) == [5]  # acknowledged at once: deferred, "thinking"
+    # Acknowledged first (deferred, "thinking"), before the download and the queue: well within 3 s.
+    assert acknowledged_before_submit == [[5]] and callbacks(env) == [5]
     reply = result.response  # the follow-up replaced the "thinking" message
     assert not result.ephemeral and not reply.ephemeral
     [row] = await captions(world)
@@ -101,6 +110,13 @@ async def test_mention_in_a_reply_captions_the_replied_to_images(world, env):
     assert await statuses(world) == [RequestStatus.DELIVERED] * 2
     # Without the intent, the gateway hid the replied-to message's images: the bot fetched it over REST.
     assert any(r.method == "GET" and r.path.endswith(f"/messages/{photo.id}") for r in env.http_requests)
+
+
+async def test_mention_with_an_attached_image_captions_it(world, env):
+    ask = await world.alice.send(world.channel, f"{world.bot.user.mention} please", attachments=pngs(1))
+    reply = world.channel.last_message
+    [row] = await captions(world)
+    assert reply.content == row.sentence and reply.reference.message_id == ask.id
 
 
 async def test_plain_messages_and_reply_pings_are_ignored_in_servers(world, env):
