@@ -65,7 +65,8 @@ class TelegramAdapter:
         self._unprotect_logs = logsafety.protect(config.token)  # before PTB logs its URLs
         self.application = build_application(config)
         self.progress = Progress(config, service, self._ready_bot)
-        install(self.application, Deps(service, config, self.progress))
+        install(self.application, Deps(service, config, self.progress,
+                                       asyncio.Semaphore(config.concurrent_downloads)))
         handlers.register(self.application)
         self.delivery = TelegramDelivery(self._ready_bot, self.progress)
         service.register_delivery_handler("telegram", self.delivery)

@@ -61,6 +61,7 @@ class TelegramConfig:
     max_retries: int = 3  # AIORateLimiter retries on 429 (it waits retry_after in between)
     poll_timeout_s: int = 10  # getUpdates long-polling timeout (the API wants whole seconds)
     concurrent_updates: int = 32  # a slow download must not hold up other users
+    concurrent_downloads: int = 8  # bounds memory: each download may be up to max_download_bytes
 
     @property
     def webhook_path(self) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from telegram.ext import Application, ContextTypes
 
@@ -18,6 +19,7 @@ class Deps:
     service: CaptionService
     config: TelegramConfig
     progress: Progress
+    downloads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
 
 
 def install(application: Application, deps: Deps) -> None:

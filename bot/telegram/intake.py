@@ -50,7 +50,8 @@ async def caption_photo(
         chat_id=source.chat_id, message_id=source.message_id, thread_id=thread_id, album=source.media_group_id
     )
     try:
-        data = await media.download(context.bot, ref, limit=d.config.max_download_bytes)
+        async with d.downloads:
+            data = await media.download(context.bot, ref, limit=d.config.max_download_bytes)
         outcome = await d.service.submit(
             platform=PLATFORM, platform_chat_id=source.chat_id, chat_kind=chat_kind(source.chat),
             platform_user_id=requester.id, display_name=requester.full_name, image_bytes=data,

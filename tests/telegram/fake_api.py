@@ -138,6 +138,7 @@ class FakeTelegram:
         method = request.match_info["method"]
         params = await _read_params(request)
         self.calls.append(Call(method, params, request.content_type))
+        await self._notify()  # a long poll waits inside its handler: its call is news already
         handler = getattr(self, f"_m_{method.lower()}", None)
         try:
             if handler is None:

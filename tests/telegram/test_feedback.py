@@ -93,7 +93,7 @@ async def test_group_correction_prompt_mentions_the_user_and_is_selective(fake, 
             ("text_mention", 0, 3, 8)
 
         # Privacy mode lets replies to the bot through.
-        answer = fake.send(group, bob, text="Two cats on a sofa", reply_to=prompt)
+        answer = fake.send(group, bob, text="Two cats on a sofa, @CaptionTestBot", reply_to=prompt)  # not a /caption
         assert answer not in fake.hidden
         await fake.wait_reply(group["id"], answer["message_id"], having="Thank you!")
         assert (await stack.service.stats(platform="telegram", platform_user_id=8)).corrections == 1

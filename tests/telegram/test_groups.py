@@ -35,6 +35,13 @@ async def test_caption_command_in_a_group_with_privacy_mode_on(fake, settings):
         fake.send(group, bob, text="/caption", reply_to=doc)
         await wait_caption(fake, doc)
 
+        # Mentioning the bot works like /caption (Telegram delivers mentions in privacy mode too).
+        cy = fake.user(9, "Cy")  # (each user may send 5 photos at once)
+        mentioned = fake.send(group, ann, photo=png("yellow"))
+        fake.send(group, cy, text="@CaptionTestBot what is in this one?", reply_to=mentioned)
+        await wait_caption(fake, mentioned)
+        await wait_caption(fake, fake.send(group, cy, photo=png("black"), caption="look @CaptionTestBot"))
+
         # Without a photo to describe: how to use it.
         lonely = fake.send(group, bob, text="/caption@CaptionTestBot")
         usage = await fake.wait_reply(group["id"], lonely["message_id"])

@@ -25,6 +25,8 @@ async def test_private_photo_is_captioned_in_reply_with_buttons(fake, settings):
         largest = photo["photo"][-1]["file_id"]
         assert [c.params["file_id"] for c in fake.calls_of("getFile")] == [largest]  # only the largest size
         assert fake.calls_of("sendChatAction", chat_id=7, action="typing")
+        assert {c.content_type for c in fake.calls if c.params and c.method != "<download>"} == {
+            "application/x-www-form-urlencoded"}  # what PTB sends
         text = reply["text"]
         assert text[0].isupper() and text.rstrip().endswith((".", ")"))  # the caption first, as a sentence
         cid = caption_id_of(reply)
@@ -112,3 +114,29 @@ async def test_slow_answer_says_queue_position_then_edits_it_into_the_caption(fa
             assert len(fake.replies_to(chat["id"], photo["message_id"])) == 1  # no second message
     finally:
         gate.touch()
+
+
+async def test_a_slow_album_gets_one_queue_status_then_a_reply_per_photo(fake, settings, tmp_path):
+    ann = fake.user(7, "Ann")
+    chat = fake.private_chat(ann)
+    gate = tmp_path / "gate"
+    try:
+        async with bot_stack(settings, telegram={"status_after_s": 0.05},
+                             worker_overrides={"batch_gate": gate}) as stack:
+            album = [fake.send(chat, ann, photo=png(c), media_group_id="a2") for c in ("red", "green")]
+            await until(lambda: _count_requests(stack, 2))
+            status = await fake.wait_reply(chat["id"], album[0]["message_id"])
+            assert status["text"].startswith(("Your 2 photos", "Describing your 2 photos"))
+            gate.touch()
+            first, second = [await wait_caption(fake, photo) for photo in album]
+            assert first["message_id"] == status["message_id"]  # the album's status became photo 1's answer
+            assert second["message_id"] > first["message_id"]
+            assert not fake.replies_to(chat["id"], album[1]["message_id"])[1:]  # one message per photo
+            statuses = [m for m in fake.bot_messages(chat["id"]) if "photos" in m["text"]]
+            assert statuses == []  # every status was edited into a caption
+    finally:
+        gate.touch()
+
+
+async def _count_requests(stack, n: int) -> bool:
+    return len(await requests(stack)) >= n

@@ -16,6 +16,7 @@ _NEW = filters.UpdateType.MESSAGE  # not edits
 
 def register(application: Application) -> None:
     add = application.add_handler
+    add(MessageHandler(_NEW & filters.TEXT & ~filters.COMMAND & feedback.PromptReply(), feedback.on_correction))
     add(MessageHandler(_NEW & _MEDIA & photos.CaptionCommand(), photos.on_captioned_command))
     add(CommandHandler("caption", photos.on_caption_command, filters=_NEW))
     for name, callback in [
@@ -31,7 +32,8 @@ def register(application: Application) -> None:
         add(CommandHandler(name, callback, filters=_NEW))
     add(MessageHandler(_NEW & filters.ChatType.PRIVATE & _MEDIA, photos.on_private_image))
     add(MessageHandler(_NEW & filters.ChatType.GROUPS & _MEDIA, photos.on_group_image))
-    add(MessageHandler(_NEW & filters.TEXT & ~filters.COMMAND, feedback.on_text))
-    add(MessageHandler(_NEW & filters.ChatType.PRIVATE, commands.on_unknown_command))
+    add(MessageHandler(_NEW & filters.ChatType.GROUPS & filters.TEXT & ~filters.COMMAND & photos.MentionsMe(),
+                       photos.on_caption_command))
+    add(MessageHandler(_NEW & filters.ChatType.PRIVATE, commands.on_anything_else))
     add(CallbackQueryHandler(feedback.on_button))
     application.add_error_handler(on_error)

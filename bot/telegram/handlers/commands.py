@@ -105,7 +105,7 @@ async def _is_admin(message: Message, context: ContextTypes.DEFAULT_TYPE) -> boo
     return member.status in (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
 
 
-async def on_unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Private chats only: anything we don't handle (unknown commands, stickers, voice...)."""
+async def on_anything_else(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Private chats only: anything we don't handle (text, unknown commands, stickers, voice...)."""
     if message := _message(update):
         await message.reply_text(texts.SEND_A_PHOTO)

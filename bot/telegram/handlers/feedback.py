@@ -11,7 +11,7 @@ import logging
 from telegram import CallbackQuery, ForceReply, Message, MessageEntity, ReplyParameters, Update
 from telegram.constants import ChatType, MessageEntityType
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import ContextTypes
+from telegram.ext import ContextTypes, filters
 
 from bot.telegram import keyboards, store, texts
 from bot.telegram.deps import deps
@@ -101,17 +101,20 @@ async def _forget(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE, acti
     await _edit_text(query, done)
 
 
-async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A reply to one of our "better caption" prompts is a correction; other text in a private
-    chat gets a hint; other text in a group is none of our business."""
+class PromptReply(filters.MessageFilter):
+    """A reply to one of this bot's "better caption" prompts."""
+
+    __slots__ = ()
+
+    def filter(self, message: Message) -> bool:
+        return _prompt_ref(message) is not None
+
+
+async def on_correction(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The user's better caption, replying to our prompt (whose text names the caption)."""
     message = update.effective_message
     user = update.effective_user
-    if message is None or user is None:
-        return
-    caption_id = _prompt_ref(message, context.bot.id)
-    if caption_id is None:
-        if message.chat.type == ChatType.PRIVATE:
-            await message.reply_text(texts.SEND_A_PHOTO)
+    if message is None or user is None or (caption_id := _prompt_ref(message)) is None:
         return
     try:
         await deps(context).service.correct(
@@ -123,10 +126,10 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await message.reply_text(texts.CORRECTION_SAVED, do_quote=True)
 
 
-def _prompt_ref(message: Message, bot_id: int) -> int | None:
+def _prompt_ref(message: Message) -> int | None:
     """The caption id if ``message`` replies to one of this bot's correction prompts."""
     prompt = message.reply_to_message
-    if prompt is None or prompt.from_user is None or prompt.from_user.id != bot_id:
+    if prompt is None or prompt.from_user is None or prompt.from_user.id != message.get_bot().id:
         return None
     return texts.correction_prompt_ref(prompt.text)
 

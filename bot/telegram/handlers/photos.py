@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from telegram import Message, Update
+from telegram import Message, MessageEntity, Update
 from telegram.ext import ContextTypes, filters
 
 from bot.telegram import media, store, texts
@@ -14,17 +14,38 @@ from bot.telegram.intake import caption_photo
 _CAPTION_COMMAND = re.compile(r"^/caption(?:@(\w+))?(?:\s|$)", re.I)
 
 
+def _my_name(message: Message) -> str:
+    return (message.get_bot().username or "").lower()
+
+
+def mentions_me(message: Message) -> bool:
+    """``@ThisBot`` appears in the message's text or caption."""
+    me = "@" + _my_name(message)
+    found = {**message.parse_entities([MessageEntity.MENTION]),
+             **message.parse_caption_entities([MessageEntity.MENTION])}
+    return any(text.lower() == me for text in found.values())
+
+
 class CaptionCommand(filters.MessageFilter):
     """A photo or file whose caption starts with ``/caption`` or ``/caption@ThisBot`` (not another
-    bot's name). Telegram delivers these to bots in privacy mode."""
+    bot's name), or mentions ``@ThisBot``. Telegram delivers these to bots in privacy mode."""
 
     __slots__ = ()
 
     def filter(self, message: Message) -> bool:
         m = _CAPTION_COMMAND.match(message.caption or "")
-        if m is None:
-            return False
-        return m[1] is None or m[1].lower() == (message.get_bot().username or "").lower()
+        if m is not None:
+            return m[1] is None or m[1].lower() == _my_name(message)
+        return mentions_me(message)
+
+
+class MentionsMe(filters.MessageFilter):
+    """A message that mentions ``@ThisBot``."""
+
+    __slots__ = ()
+
+    def filter(self, message: Message) -> bool:
+        return mentions_me(message)
 
 
 async def on_private_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -36,12 +57,13 @@ async def on_private_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -
 
 
 async def on_captioned_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A photo sent with ``/caption`` as its caption."""
+    """A photo sent with ``/caption`` (or ``@ThisBot``) in its caption."""
     await on_private_image(update, context)
 
 
 async def on_caption_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """``/caption`` sent as a reply to a photo or image file."""
+    """``/caption`` sent as a reply to a photo or image file; in a group, also a message that
+    mentions ``@ThisBot`` in reply to a photo."""
     message = update.effective_message
     if message is None or update.effective_user is None:
         return
