@@ -26,7 +26,7 @@ from bot.discord.groups import ReplyGroups
 from bot.discord.images import DISCORD_MEDIA_HOSTS
 from bot.discord.intake import Intake
 from bot.discord.respond import NO_MENTIONS, say
-from bot.discord.views import DYNAMIC_ITEMS
+from bot.discord.views import DYNAMIC_ITEMS, submit_correction
 from captionbot.service import CaptionService, Delivery
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,10 @@ class CaptionBot(discord.Client):
         log.info("Discord: logged in as %s, in %d server(s)", self.user, len(self.guilds))
         # Results that finished while we were away (or before login) go out now.
         await self.service.redeliver_pending()
+
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        # Correction modals are answered here, from their custom id (see views.CorrectionModal).
+        await submit_correction(interaction)
 
     async def on_message(self, message: discord.Message) -> None:
         if self.user is None or message.author.id == self.user.id:

@@ -12,9 +12,10 @@ Several images of one message are answered by one reply (see :mod:`bot.discord.g
 numbered line per image, one row of buttons per caption. ``mode == "alt"`` (/alttext) posts the
 stored image with its caption as Discord's alt text instead.
 
-Errors follow the service's contract: a transient one (Discord unreachable, 5xx, not logged in yet)
-is raised, and the service retries later; a permanent one (channel gone, no permission) is logged
-and the delivery is considered done, since retrying can't help.
+Errors follow the service's contract: a transient one (Discord unreachable, 5xx, rate limited, not
+logged in yet) is raised, and the service retries later; a refused follow-up falls back to the
+channel; a permanent one there (channel gone, no permission, DMs closed) is logged and the
+delivery is considered done, since retrying can't help.
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ class DiscordDelivery:
         self.groups = groups
 
     async def __call__(self, delivery: Delivery) -> str | None:
-        if self.client.user is None:
-            raise NotReadyError("the Discord client is not logged in yet")
+        if self.client.user is None or self.client.is_closed():
+            raise NotReadyError("the Discord client is not logged in (yet, or any more)")
         try:
             ctx = ReplyContext.from_json(delivery.reply_context)
         except (KeyError, TypeError, ValueError):
@@ -107,9 +108,13 @@ class DiscordDelivery:
                 sent = await webhook.send(wait=True, **kwargs)
                 return str(sent.id)
             except discord.HTTPException as exc:
-                if exc.status != 404 and exc.code not in _TOKEN_GONE:
-                    raise  # transient (5xx, rate limit) or a bug: the service retries later
-                log.info("interaction token for %s no longer valid; answering in the channel", delivery.request_id)
+                if _transient(exc):
+                    raise  # Discord is having trouble: the service retries later
+                if exc.status == 404 or exc.code in _TOKEN_GONE:
+                    log.info("interaction token of %s no longer valid; answering in the channel", delivery.request_id)
+                else:
+                    log.warning("follow-up for %s refused (%s %s); answering in the channel",
+                                delivery.request_id, exc.status, exc.code)
         return await self._send_to_channel(ctx, delivery, message())
 
     async def _send_to_channel(self, ctx: ReplyContext, delivery: Delivery, kwargs: dict[str, Any]) -> str | None:
@@ -128,7 +133,16 @@ class DiscordDelivery:
                 )
         try:
             sent = await channel.send(**kwargs)
-        except (discord.Forbidden, discord.NotFound) as exc:
-            log.warning("can't answer request %s in its channel (%s); giving up", delivery.request_id, exc.status)
+        except discord.HTTPException as exc:
+            if _transient(exc):
+                raise
+            # Channel gone, no permission, user blocks DMs...: retrying can't help.
+            log.warning("can't answer request %s in its channel (%s %s); giving up", delivery.request_id,
+                        exc.status, exc.code)
             return None
         return str(sent.id)
+
+
+def _transient(exc: discord.HTTPException) -> bool:
+    """Worth retrying later: Discord's server errors and rate limits (discord.py already waited)."""
+    return exc.status >= 500 or exc.status == 429

@@ -33,6 +33,7 @@ from captionbot.service import CaptionService, Rejected
 log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
+_USER_MESSAGES = (discord.MessageType.default, discord.MessageType.reply)
 
 
 @dataclass
@@ -89,7 +90,7 @@ class Intake:
 
     async def on_message(self, message: discord.Message, me: discord.ClientUser) -> None:
         """DMs: every message. Servers: messages that mention the bot (also in a reply)."""
-        if message.author.bot or message.webhook_id is not None:
+        if message.author.bot or message.webhook_id is not None or message.type not in _USER_MESSAGES:
             return
         if message.guild is None:
             found = self.find(message)
@@ -113,11 +114,11 @@ class Intake:
         """The message ``message`` replies to, fetched over REST (the gateway copy has no attachments
         without the message content intent)."""
         ref = message.reference
-        if ref is None or ref.message_id is None:
-            return None
+        if ref is None or ref.message_id is None or ref.type is not discord.MessageReferenceType.reply:
+            return None  # not a reply (a forward, say)
         channel = message.channel
         if ref.channel_id != channel.id:
-            return None  # a forward or cross-channel reference: not a reply
+            return None
         try:
             return await channel.fetch_message(ref.message_id)
         except (discord.NotFound, discord.Forbidden):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, ParamSpec
 
 import discord
 
@@ -15,7 +15,6 @@ from bot.discord import texts
 log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
-S = TypeVar("S")
 NO_MENTIONS = discord.AllowedMentions.none()
 
 
@@ -27,17 +26,19 @@ async def say(interaction: discord.Interaction[Any], text: str, *, ephemeral: bo
         await interaction.response.send_message(text, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS)
 
 
-def guarded(
-    func: Callable[Concatenate[S, discord.Interaction[Any], P], Awaitable[None]],
-) -> Callable[Concatenate[S, discord.Interaction[Any], P], Awaitable[None]]:
-    """Wrap an interaction callback (method): log an unexpected error and tell the user, briefly."""
+def guarded(func: Callable[P, Awaitable[None]]) -> Callable[P, Awaitable[None]]:
+    """Wrap an interaction callback (function or method): log an unexpected error and tell the
+    user, briefly. The interaction is whichever argument is one."""
 
     @functools.wraps(func)
-    async def wrapper(self: S, interaction: discord.Interaction[Any], *args: P.args, **kwargs: P.kwargs) -> None:
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
         try:
-            await func(self, interaction, *args, **kwargs)
+            await func(*args, **kwargs)
         except Exception:
             log.exception("interaction handler %s failed", func.__qualname__)
+            interaction = next((a for a in args if isinstance(a, discord.Interaction)), None)
+            if interaction is None:
+                return
             try:
                 await say(interaction, texts.ERROR)
             except discord.HTTPException:

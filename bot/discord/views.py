@@ -130,29 +130,65 @@ class RateButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
 
 
 class CorrectionModal(discord.ui.Modal):
-    """A text field pre-filled with the caption; what the user submits is their correction."""
+    """A text field pre-filled with the caption; what the user submits is their correction.
+
+    The submission is handled by :func:`submit_correction` from the bot's ``on_interaction`` (custom
+    id ``cb:fixm:<caption>``), not by ``on_submit``: like the buttons, it then works without this
+    object, so after a restart or after this object's timeout too.
+    """
 
     def __init__(self, caption_id: int, current: str) -> None:
         super().__init__(title=texts.MODAL_TITLE, custom_id=f"cb:fixm:{caption_id}", timeout=15 * 60)
-        self.caption_id = caption_id
         self.text: discord.ui.TextInput[CorrectionModal] = discord.ui.TextInput(
-            custom_id="caption", label=texts.MODAL_LABEL, placeholder=texts.MODAL_PLACEHOLDER,
+            custom_id=MODAL_FIELD, label=texts.MODAL_LABEL, placeholder=texts.MODAL_PLACEHOLDER,
             default=current[:MAX_CORRECTION_CHARS],
             style=discord.TextStyle.paragraph, max_length=MAX_CORRECTION_CHARS, required=True,
         )
         self.add_item(self.text)
 
-    @guarded
-    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
-        try:
-            await _bot(interaction).service.correct(caption_id=self.caption_id, platform=PLATFORM,
-                                                    platform_user_id=str(interaction.user.id), text=self.text.value)
-        except UnknownCaptionError:
-            await say(interaction, texts.CAPTION_GONE)
-        except InvalidFeedbackError as exc:
-            await say(interaction, exc.user_message)
-        else:
-            await say(interaction, texts.CORRECTION_SAVED)
+
+MODAL_FIELD = "caption"
+MODAL_TEMPLATE = re.compile(r"cb:fixm:(?P<caption_id>\d{1,19})")
+
+
+def _field_value(node: Any, custom_id: str) -> str | None:
+    """The submitted value of field ``custom_id``, in action rows or labels, however nested."""
+    if isinstance(node, dict):
+        if node.get("custom_id") == custom_id and "value" in node:
+            return str(node["value"])
+        children = [*node.get("components", []), *([node["component"]] if "component" in node else [])]
+    elif isinstance(node, list):
+        children = node
+    else:
+        return None
+    for child in children:
+        value = _field_value(child, custom_id)
+        if value is not None:
+            return value
+    return None
+
+
+async def submit_correction(interaction: discord.Interaction[Any]) -> bool:
+    """Store a submitted correction modal; False when ``interaction`` is not one."""
+    data: dict[str, Any] = interaction.data or {}  # type: ignore[assignment]
+    match = MODAL_TEMPLATE.fullmatch(str(data.get("custom_id", "")))
+    if interaction.type is not discord.InteractionType.modal_submit or match is None:
+        return False
+    await _store_correction(interaction, int(match["caption_id"]), _field_value(data.get("components"), MODAL_FIELD))
+    return True
+
+
+@guarded
+async def _store_correction(interaction: discord.Interaction[Any], caption_id: int, text: str | None) -> None:
+    try:
+        await _bot(interaction).service.correct(caption_id=caption_id, platform=PLATFORM,
+                                                platform_user_id=str(interaction.user.id), text=text or "")
+    except UnknownCaptionError:
+        await say(interaction, texts.CAPTION_GONE)
+    except InvalidFeedbackError as exc:
+        await say(interaction, exc.user_message)
+    else:
+        await say(interaction, texts.CORRECTION_SAVED)
 
 
 class FixButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cb:fix:(?P<caption_id>\d{1,19})"):

@@ -74,7 +74,11 @@ async def test_better_caption_opens_a_modal_and_stores_the_correction(world, env
 
 async def test_buttons_of_a_deleted_caption_say_so(world, env):
     message, row = await _caption(world)
+    opened = await world.bob.click(message, label="Better caption")
     await world.service.forget(platform="discord", platform_user_id=str(world.alice.id))
+
+    late = await world.bob.submit_modal(opened, {"caption": "too late"})
+    assert late.ephemeral and late.response.content == texts.CAPTION_GONE
 
     for label in ("Good", "Better caption", "Alt text"):
         stale = await world.bob.click(message, label=label)

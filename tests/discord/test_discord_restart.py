@@ -21,12 +21,16 @@ async def test_buttons_keep_working_after_a_restart(world, env):
     before = (await world.alice.slash(world.channel, "caption", image=("cat.png", png_bytes()))).response
     [row] = await captions(world)
     old_bot = world.bot
+    opened_before = await world.bob.click(before, label="Better caption")
 
     await world.restart()  # new process: new stack on the same database, new client
 
     assert world.bot is not old_bot
     await world.bob.click(before, label="Good")
     assert await feedback(world, row.id) == {str(world.bob.id): (1, None)}
+    saved = await world.bob.submit_modal(opened_before, {"caption": "a red square"})  # typed across the restart
+    assert saved.response.content == texts.CORRECTION_SAVED
+    assert await feedback(world, row.id) == {str(world.bob.id): (1, "a red square")}
     shown = await world.alice.click(before, label="Better caption")
     await world.alice.submit_modal(shown, {"caption": "a small red square"})
     assert (await feedback(world, row.id))[str(world.alice.id)] == (None, "a small red square")
@@ -69,3 +73,12 @@ async def test_discord_server_error_is_retried_by_the_service(world, env):
     [row] = await captions(world)
     assert asked.response.content == row.sentence  # the "thinking" message, answered after all
     assert await statuses(world) == [RequestStatus.DELIVERED]
+
+
+async def test_a_dm_the_bot_may_not_answer_is_given_up_not_retried_forever(world, env):
+    user = world.alice.user
+    env.inject_error("POST", "/channels/*/messages", status=403, code=50007,
+                     message="Cannot send messages to this user")
+    await user.send_dm("", attachments=env.backend.store_attachments(user.dm_channel.id, [("a.png", png_bytes())]))
+    assert await statuses(world) == [RequestStatus.DELIVERED]  # nothing left for the sweep
+    assert await world.service.redeliver_pending() == 0

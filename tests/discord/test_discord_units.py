@@ -9,6 +9,7 @@ import discord
 import pytest
 
 from bot.discord import texts
+from bot.discord.app import DiscordAdapter
 from bot.discord.context import ReplyContext
 from bot.discord.delivery import compose
 from bot.discord.groups import Batch, ReplyGroups
@@ -130,3 +131,30 @@ def test_texts_are_screen_reader_friendly():
     assert texts.caption_sentence("a dog", 0.05).endswith(texts.LOW_CONFIDENCE)
     assert texts.button_label("Good", index=1, total=2, count=3) == "Good 2 (3)"
     assert texts.button_label("Good", index=0, total=1) == "Good"
+
+
+async def test_adapter_logs_in_connects_in_the_background_and_closes():
+    class StubBot:
+        guild_ids: list[int] = []
+
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+            self.closed = asyncio.Event()
+
+        async def login(self, token: str) -> None:
+            self.calls.append(f"login {token}")
+
+        async def connect(self, *, reconnect: bool) -> None:
+            self.calls.append("connect")
+            await self.closed.wait()  # the gateway runs until close()
+
+        async def close(self) -> None:
+            self.calls.append("close")
+            self.closed.set()
+
+    bot = StubBot()
+    adapter = DiscordAdapter(bot, "secret")  # type: ignore[arg-type]
+    await adapter.start()  # returns once logged in; the gateway keeps running
+    assert bot.calls == ["login secret"] and "secret" not in repr(adapter)
+    await adapter.stop()  # closes, and waits for the gateway task to end
+    assert sorted(bot.calls) == ["close", "connect", "login secret"] and adapter._task is None
