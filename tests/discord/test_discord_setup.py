@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.discord.app import DiscordAdapter, build
+from captionbot.runtime import Stack
+from captionbot.storage.db import upgrade_async
 from tests.discord.helpers import captions
 from tests.tiny_model import png_bytes
 
@@ -46,3 +48,24 @@ async def test_factory_needs_a_token_and_never_shows_it(world, env):
     world.service.register_delivery_handler("discord", world.bot.delivery)  # undo: keep the attached bot's handler
     with pytest.raises(RuntimeError, match="DISCORD_BOT_TOKEN"):
         build(world.settings.model_copy(update={"discord_bot_token": None}), world.service)
+
+
+async def test_captionbot_run_loads_the_adapter_by_name_when_the_token_is_set(discord_settings, monkeypatch):
+    # `captionbot run` path: runtime imports bot.discord.app:build lazily, then start() / stop().
+    calls: list[str] = []
+
+    async def start(self: DiscordAdapter) -> None:
+        calls.append("start")  # (the real one logs in to Discord: no network in tests)
+
+    async def stop(self: DiscordAdapter) -> None:
+        calls.append("stop")
+
+    monkeypatch.setattr(DiscordAdapter, "start", start)
+    monkeypatch.setattr(DiscordAdapter, "stop", stop)
+    await upgrade_async(discord_settings.database_url)
+    stack = await Stack.open(discord_settings, "all")
+    try:
+        assert isinstance(stack.adapters["discord"], DiscordAdapter) and calls == ["start"]
+    finally:
+        await stack.close(grace=10)
+    assert calls == ["start", "stop"]
