@@ -1,0 +1,59 @@
+# syntax=docker/dockerfile:1
+# Caption worker, CPU only: `captionbot worker` with the model, PostgreSQL and Redis extras.
+# Build from the repository root:
+#   docker build -f docker/worker-cpu.Dockerfile -t captionbot-worker:latest .
+# torch/torchvision come from PyTorch's CPU wheel index (no CUDA libraries: a much smaller image),
+# pinned to the same range as the `model` extra in pyproject.toml (tests/test_docker_files.py checks).
+ARG PYTHON_IMAGE=python:3.11-slim
+
+FROM ${PYTHON_IMAGE} AS build
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG TORCH_SPEC="torch>=2.4,<=2.14.1"
+ARG TORCHVISION_SPEC="torchvision>=0.19,<=0.29.1"
+# Extras installed with the project; add telegram,discord for an all-in-one `captionbot run` image.
+ARG EXTRAS=model,postgres,redis
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+# torch first, in its own layer: it is most of the image and changes least often.
+# DL3013: the version range is the one pyproject.toml pins (checked by the tests).
+# hadolint ignore=DL3013
+RUN pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" "${TORCH_SPEC}" "${TORCHVISION_SPEC}"
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY captionbot ./captionbot
+COPY captioner ./captioner
+COPY training ./training
+COPY bot ./bot
+COPY migrations ./migrations
+# DL3013: versions come from pyproject.toml (the project ships no lock file).
+# hadolint ignore=DL3013
+RUN pip install --no-cache-dir ".[${EXTRAS}]" \
+    && python -c "import torch, torchvision; print('torch', torch.__version__, 'cuda', torch.version.cuda)" \
+    && captionbot --help > /dev/null
+
+FROM ${PYTHON_IMAGE}
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    CAPTIONBOT_DATA_DIR=/data \
+    CAPTIONBOT_DEVICE=cpu \
+    CAPTIONBOT_METRICS_PORT=9108
+RUN groupadd --system --gid 10001 captionbot \
+    && useradd --system --uid 10001 --gid captionbot --home-dir /app --shell /usr/sbin/nologin captionbot \
+    && mkdir -p /app /data/images /models \
+    && chown captionbot:captionbot /data /data/images /models
+COPY --from=build /opt/venv /opt/venv
+COPY docker/healthcheck.py /usr/local/bin/captionbot-healthcheck
+WORKDIR /app
+USER 10001:10001
+# Mount a volume on /data: the image store (shared with the bot) and, for `captionbot run`, the
+# SQLite database. Nothing is declared with VOLUME, so one-off containers leave no anonymous volumes.
+# /metrics and /healthz
+EXPOSE 9108
+HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
+    CMD ["python", "/usr/local/bin/captionbot-healthcheck"]
+ENTRYPOINT ["captionbot"]
+CMD ["worker"]
