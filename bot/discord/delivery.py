@@ -122,7 +122,8 @@ class DiscordDelivery:
         if ctx.via_interaction:
             # Not a reply to anything: say who it's for, and let that one mention notify them.
             user = discord.Object(int(delivery.platform_user_id))
-            kwargs["content"] = texts.late_reply(kwargs.get("content") or "", f"<@{user.id}>")
+            if "file" not in kwargs:  # an alt-text post already names its user
+                kwargs["content"] = texts.late_reply(kwargs.get("content") or "", f"<@{user.id}>")
             kwargs["allowed_mentions"] = discord.AllowedMentions(everyone=False, roles=False, users=[user])
         else:
             kwargs["allowed_mentions"] = discord.AllowedMentions.none()

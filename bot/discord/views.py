@@ -4,7 +4,8 @@ after a restart (discord.py dynamic items, registered in the bot's ``setup_hook`
 * ``cb:rate:<caption>:<1|-1>``: Good / Wrong. One rating per user per caption, pressing again
   changes it; the buttons then show the counts and the user gets an ephemeral confirmation.
 * ``cb:fix:<caption>``: "Better caption" opens a modal pre-filled with the caption; its text is
-  stored as that user's correction.
+  stored as that user's correction. The modal (``cb:fixm:<caption>``) is answered from its custom
+  id as well, by :func:`submit_correction`, so one opened before a restart still works.
 * ``cb:alt:<caption>``: re-posts the stored image with the caption as its description (Discord's
   alt text), for the person who asked for the caption only.
 * ``cb:forget:<user>:<yes|no>``: the /forget confirmation; only ``<user>`` may press it.

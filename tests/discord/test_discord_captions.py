@@ -165,3 +165,11 @@ async def test_alt_text_button_reposts_for_the_requester_only(world, env):
     [image] = posted.response.attachments
     assert image.description == row.alt_text
     assert not posted.ephemeral
+
+
+async def test_alt_text_of_an_image_no_longer_stored_says_so(world, env):
+    caption = (await world.alice.slash(world.channel, "caption", image=("dog.png", png_bytes("green")))).response
+    world.stack.image_store.delete(next(iter(world.stack.image_store)))  # e.g. removed after retention_days
+
+    gone = await world.alice.click(caption, label="Alt text")
+    assert gone.ephemeral and gone.response.content == texts.IMAGE_GONE
