@@ -58,6 +58,7 @@ class TelegramConfig:
     typing_every_s: float = 4.0  # Telegram shows "typing" for ~5 s per sendChatAction
     typing_for_s: float = 120.0  # give up re-sending "typing" after this long
     album_wait_s: float = 10.0  # how long an album reply waits for its earlier siblings' replies
+    pending_ttl_s: float = 900.0  # forget an unanswered photo's typing/status bookkeeping after this
     max_retries: int = 3  # AIORateLimiter retries on 429 (it waits retry_after in between)
     poll_timeout_s: int = 10  # getUpdates long-polling timeout (the API wants whole seconds)
     concurrent_updates: int = 32  # a slow download must not hold up other users

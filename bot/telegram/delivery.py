@@ -63,7 +63,7 @@ class TelegramDelivery:
                     raise
                 log.info("can't answer in a %s chat (%s); dropping the reply", delivery.chat_kind, exc.message)
                 sent = None
-        self.progress.finish(pending)
+        self.progress.answered(delivery.request_id, pending)
         return None if sent is None else str(sent)
 
     async def _send(self, bot: Bot, delivery: Delivery, status_id: str | int | None) -> int | None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -62,16 +63,20 @@ class Progress:
         self._albums: dict[tuple[int, str], list[Pending]] = {}
         self._album_changed = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._typing: dict[int, asyncio.Task[None]] = {}  # one "typing" loop per chat
+        # Answers that went out before submit() returned (a fast worker): remembered briefly so the
+        # photo's typing/status bookkeeping ends at once.
+        self._answered_early: OrderedDict[str, None] = OrderedDict()
 
     # -- intake side -------------------------------------------------------------------------------
 
     def begin(self, *, chat_id: int, message_id: int, thread_id: int | None, album: str | None) -> Pending:
         """A photo arrived (before download): start "typing" and hold its place in its album."""
         p = Pending(chat_id, message_id, thread_id, album)
-        chat = self._by_chat.setdefault(chat_id, set())
-        if not chat:
-            self._spawn(self._typing_loop(chat_id, thread_id), f"typing-{chat_id}")
-        chat.add(p)
+        self._by_chat.setdefault(chat_id, set()).add(p)
+        typing = self._typing.get(chat_id)
+        if typing is None or typing.done():
+            self._typing[chat_id] = self._spawn(self._typing_loop(chat_id, thread_id), f"typing-{chat_id}")
         if album is not None:
             siblings = self._albums.setdefault((chat_id, album), [])
             siblings.append(p)
@@ -81,8 +86,11 @@ class Progress:
     def submitted(self, p: Pending, request_id: str) -> None:
         """The service queued it: say where it is in the queue if the answer takes a while."""
         p.request_id = request_id
+        if self._answered_early.pop(request_id, False) is None:
+            self.finish(p)
+            return
         self._by_request[request_id] = p
-        self._spawn(self._status_after_delay(p), f"status-{request_id}")
+        self._spawn(self._watch(p), f"status-{request_id}")
 
     def finish(self, p: Pending | None) -> None:
         """Answered, refused or abandoned: forget it (and let album siblings go on)."""
@@ -110,6 +118,15 @@ class Progress:
     def for_request(self, request_id: str) -> Pending | None:
         return self._by_request.get(request_id)
 
+    def answered(self, request_id: str, p: Pending | None) -> None:
+        """The answer is out (``p``: what :meth:`for_request` returned before sending)."""
+        if p is not None:
+            self.finish(p)
+            return
+        self._answered_early[request_id] = None
+        while len(self._answered_early) > 1024:
+            self._answered_early.popitem(last=False)
+
     async def wait_turn(self, p: Pending) -> None:
         """For an album photo: wait until the photos before it in the album are answered."""
         if p.album is None:
@@ -134,20 +151,29 @@ class Progress:
         self._by_request.clear()
         self._by_chat.clear()
         self._albums.clear()
+        self._typing.clear()
 
     # -- internals ---------------------------------------------------------------------------------
 
-    def _spawn(self, coro: Awaitable[None], name: str) -> None:
+    def _spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
         task.set_name(name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _notify_albums(self) -> None:
         async with self._album_changed:
             self._album_changed.notify_all()
 
     async def _typing_loop(self, chat_id: int, thread_id: int | None) -> None:
+        try:
+            await self._keep_typing(chat_id, thread_id)
+        finally:
+            if self._typing.get(chat_id) is asyncio.current_task():
+                del self._typing[chat_id]
+
+    async def _keep_typing(self, chat_id: int, thread_id: int | None) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.typing_for_s
         while self._by_chat.get(chat_id) and loop.time() < deadline:
@@ -168,13 +194,21 @@ class Progress:
         siblings = self._albums.get((p.chat_id, p.album or ""), [])
         return not siblings or siblings[0] is p
 
-    async def _status_after_delay(self, p: Pending) -> None:
+    async def _watch(self, p: Pending) -> None:
+        """The queue status after ``status_after_s``; forget the photo after ``pending_ttl_s`` (its
+        answer may have gone out from another bot process sharing the queue)."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.config.status_after_s):
                 await p.done.wait()
                 return
-        if p.album is not None and not self._album_leader(p):
-            return  # one status message per album, from its first photo
+        if p.album is None or self._album_leader(p):  # one status message per album, from its first photo
+            await self._post_status(p)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.config.pending_ttl_s):
+                await p.done.wait()
+        self.finish(p)
+
+    async def _post_status(self, p: Pending) -> None:
         async with p.lock:
             if p.done.is_set() or p.request_id is None:
                 return

@@ -94,3 +94,17 @@ def test_redaction_filter_and_quiet_loggers():
         undo()
     assert httpx.level == logging.DEBUG
     httpx.setLevel(before)
+
+
+def test_a_failed_request_is_answered_with_its_message_and_no_buttons():
+    from bot.telegram.delivery import render
+    from captionbot.service import Delivery
+
+    common = dict(request_id="r", platform="telegram", platform_chat_id="7", chat_kind="private",
+                  platform_user_id="7", source_message_id="3", status_message_id=None, reply_context={})
+    failed = Delivery(status="failed", failure_code="bad_image", failure_message="That image seems damaged.",
+                      **common)
+    assert render(failed) == ("That image seems damaged.", None)
+    done = Delivery(status="done", caption_id=9, text="a cat on a sofa", confidence=0.8, **common)
+    text, markup = render(done)
+    assert text == "A cat on a sofa." and markup.inline_keyboard[1][0].callback_data == "c1:9"
