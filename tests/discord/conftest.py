@@ -75,9 +75,10 @@ async def open_stack(settings: Any) -> tuple[Stack, CaptionBot]:
     return stack, built[0].bot
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def one_torch_thread() -> Any:
-    """The tiny model is fastest on one thread; on a shared, busy CPU two threads can stall for seconds."""
+    """The tiny model is fastest on one thread; on a shared, busy CPU two threads can stall for seconds.
+    Restored after this package, so other tests keep their setting."""
     import torch
 
     before = torch.get_num_threads()
