@@ -13,6 +13,7 @@ from PIL import Image
 from training.datasets import load_flickr8k
 from training.synthetic import (
     COLOURS,
+    SHAPES,
     ShapeSpec,
     all_specs,
     canonical_caption,
@@ -90,7 +91,7 @@ def test_deterministic_for_a_seed(tmp_path):
 
 def test_canonical_caption():
     assert canonical_caption("red", "circle", "big", "left") == "a big red circle on the left ."
-    assert ShapeSpec("blue", "triangle", "small", "right").caption == "a small blue triangle on the right ."
+    assert ShapeSpec("blue", "column", "small", "right").caption == "a small blue column on the right ."
     assert len(all_specs()) == 48
     with pytest.raises(ValueError, match="colour"):
         canonical_caption("purple", "circle", "big", "left")
@@ -106,7 +107,7 @@ def test_captions_match_what_is_drawn(tmp_path):
     np = pytest.importorskip("numpy")
     root = make_shapes_dataset(tmp_path, n_train=96, n_dev=0, n_test=0, seed=3)
     palette = {name: np.array(rgb, dtype=float) for name, rgb in COLOURS.items()}
-    areas = {"big": [], "small": []}
+    areas = {(shape, size): [] for shape in SHAPES for size in ("big", "small")}
     for name, caption in load_canonical(root).items():
         spec = parse(caption)
         with Image.open(root / "Images" / name) as im:
@@ -120,7 +121,11 @@ def test_captions_match_what_is_drawn(tmp_path):
         mean = pixels[mask].mean(axis=0)
         assert min(palette, key=lambda c: np.abs(palette[c] - mean).sum()) == spec.colour, name
         fill = mask.sum() / ((np.ptp(xs) + 1) * (np.ptp(ys) + 1))  # share of the bounding box covered
-        expected_fill = {"square": (0.9, 1.01), "circle": (0.7, 0.86), "triangle": (0.4, 0.6)}[spec.shape]
+        expected_fill = {"bar": (0.9, 1.01), "column": (0.9, 1.01), "circle": (0.7, 0.86)}[spec.shape]
         assert expected_fill[0] < fill < expected_fill[1], (name, spec.shape, fill)
-        areas[spec.size].append(mask.sum())
-    assert min(areas["big"]) > 1.4 * max(areas["small"])
+        aspect = (np.ptp(xs) + 1) / (np.ptp(ys) + 1)  # width / height
+        expected_aspect = {"bar": (2.5, 4.0), "column": (0.25, 0.4), "circle": (0.9, 1.1)}[spec.shape]
+        assert expected_aspect[0] < aspect < expected_aspect[1], (name, spec.shape, aspect)
+        areas[spec.shape, spec.size].append(mask.sum())
+    for shape in SHAPES:  # big and small never overlap, shape by shape
+        assert min(areas[shape, "big"]) > 1.4 * max(areas[shape, "small"]), shape

@@ -2,7 +2,7 @@
 
 Each image is one coloured shape on a plain, nearly white background. Its caption is fully determined
 by four visible attributes: size (big/small), colour (red/green/blue/yellow), shape
-(circle/square/triangle) and position (left/right), e.g. "a big red circle on the left ." That is
+(circle/bar/column) and position (left/right), e.g. "a big red circle on the left ." That is
 48 classes whose words are independent of each other, so the real encoder + attention-LSTM learns it
 in well under a minute on a CPU, and a test can check that training actually learnt something.
 
@@ -31,7 +31,9 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "blue": (40, 70, 210),
     "yellow": (235, 200, 30),
 }
-SHAPES = ("circle", "square", "triangle")
+# Shapes that differ in outline at the 7x7 grid the decoder attends over (a wide bar, a tall column,
+# a round blob), so even a randomly initialised encoder's features tell them apart.
+SHAPES = ("circle", "bar", "column")
 SIZES = ("big", "small")
 POSITIONS = ("left", "right")
 
@@ -103,12 +105,10 @@ def draw_shape(spec: ShapeSpec, rng: random.Random, size: int = 224) -> Image.Im
     draw = ImageDraw.Draw(im)
     if spec.shape == "circle":
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
-    elif spec.shape == "square":
-        h = 0.85 * r  # a slightly smaller square has about the circle's area
-        draw.rectangle((cx - h, cy - h, cx + h, cy + h), fill=colour)
-    else:
-        R = 1.3 * r  # circumradius of an upright triangle: as large as fits, still inside the frame
-        draw.polygon([(cx, cy - R), (cx - 0.866 * R, cy + R / 2), (cx + 0.866 * R, cy + R / 2)], fill=colour)
+    elif spec.shape == "bar":  # wide and flat, still inside the frame
+        draw.rectangle((cx - 1.1 * r, cy - 0.35 * r, cx + 1.1 * r, cy + 0.35 * r), fill=colour)
+    else:  # column: tall and narrow
+        draw.rectangle((cx - 0.35 * r, cy - 1.1 * r, cx + 0.35 * r, cy + 1.1 * r), fill=colour)
     return im
 
 
