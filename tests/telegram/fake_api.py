@@ -92,6 +92,7 @@ class FakeTelegram:
     answered: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> answerCallbackQuery params
     hidden: list[dict[str, Any]] = field(default_factory=list)  # group messages privacy mode kept from the bot
     failures: dict[str, list[ApiError]] = field(default_factory=dict)
+    file_limit: int | None = PUBLIC_FILE_LIMIT  # getFile refuses bigger files; None: a self-hosted server
 
     def __post_init__(self) -> None:
         self._updates: list[dict[str, Any]] = []
@@ -254,6 +255,7 @@ class FakeTelegram:
         mime_type: str = "image/png",
         file_name: str = "photo.png",
         document_size: int | None = None,
+        report_size: bool = True,
         caption: str | None = None,
         reply_to: dict[str, Any] | None = None,
         media_group_id: str | None = None,
@@ -272,7 +274,9 @@ class FakeTelegram:
         if document is not None:
             file_id, unique = self.add_file(document, size=document_size)
             msg["document"] = {"file_id": file_id, "file_unique_id": unique, "file_name": file_name,
-                               "mime_type": mime_type, "file_size": self.files[file_id].size}
+                               "mime_type": mime_type}
+            if report_size:  # Telegram may leave file_size out
+                msg["document"]["file_size"] = self.files[file_id].size
         if caption is not None:
             msg["caption"] = caption
             if entities := _entities(caption):
@@ -483,7 +487,7 @@ class FakeTelegram:
         f = self.files.get(str(p.get("file_id")))
         if f is None:
             raise ApiError(400, "Bad Request: invalid file_id")
-        if f.size > PUBLIC_FILE_LIMIT:
+        if self.file_limit is not None and f.size > self.file_limit:
             raise ApiError(400, "Bad Request: file is too big")
         return {"file_id": p["file_id"], "file_unique_id": f.unique_id, "file_size": f.size, "file_path": f.path}
 

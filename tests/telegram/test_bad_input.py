@@ -37,10 +37,28 @@ async def test_wrong_damaged_and_oversized_files_get_a_clear_answer(fake, settin
             assert reply["text"] == "That file is too big. Please send an image under 20 MB."
         asked = {c.params["file_id"] for c in fake.calls_of("getFile")}
         assert huge_photo["photo"][-1]["file_id"] not in asked and huge_file["document"]["file_id"] not in asked
+        # No file_size in the update: getFile itself refuses ("file is too big"), same answer.
+        unsized = fake.send(chat, ann, document=png(), document_size=22 * MB, report_size=False)
+        reply = await fake.wait_reply(chat["id"], unsized["message_id"])
+        assert reply["text"] == "That file is too big. Please send an image under 20 MB."
+        assert fake.calls_of("getFile", file_id=unsized["document"]["file_id"])
 
         sticker = fake.send(chat, ann, text="\N{GRINNING FACE}")
         assert "Send me a photo" in (await _next(fake, sticker))["text"]
         assert len(await requests(stack)) == 0  # nothing bad reached the queue
+
+
+async def test_a_self_hosted_bot_api_server_lifts_the_20_mb_limit(fake, tmp_path, backend):
+    fake.file_limit = None  # like a local Bot API server
+    settings = telegram_settings(tmp_path, backend, fake, max_image_bytes=30 * MB)
+    ann = fake.user(7, "Ann")
+    chat = fake.private_chat(ann)
+    async with bot_stack(settings) as _stack:
+        big = fake.send(chat, ann, photo=png(), photo_size=25 * MB)  # (the bytes are small; the size is claimed)
+        await wait_caption(fake, big)
+        too_big = fake.send(chat, ann, photo=png(), photo_size=31 * MB)
+        reply = await fake.wait_reply(chat["id"], too_big["message_id"])
+        assert reply["text"] == "That file is too big. Please send an image under 30 MB."
 
 
 async def _next(fake, message):
@@ -88,6 +106,7 @@ async def test_stale_forged_and_failing_buttons_are_always_answered(fake, settin
         assert not fake.unanswered_callbacks()
 
 
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")  # raised inside PTB
 async def test_telegram_429_is_retried_after_retry_after(fake, settings):
     ann = fake.user(7, "Ann")
     chat = fake.private_chat(ann)
