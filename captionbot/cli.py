@@ -111,6 +111,9 @@ def train(
     min_count: Annotated[int, typer.Option()] = 5,
     seed: Annotated[int, typer.Option()] = 0,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt when it exists")] = True,
+    init_from: Annotated[
+        Path | None, typer.Option(help="Fine-tune this checkpoint (e.g. on exported feedback JSONL)")
+    ] = None,
     weights_dir: Annotated[str, typer.Option(help="Local encoder weights to seed torch's cache")] = "../shared/weights",
     device: Annotated[str, typer.Option()] = "auto",
 ) -> None:
@@ -126,7 +129,7 @@ def train(
     tc = TrainConfig(
         data=data, out=out, encoder=encoder, epochs=epochs, scst_epochs=scst_epochs, batch_images=batch_images,
         lr=lr, patience=patience, attention=attention, hidden_dim=hidden_dim, min_count=min_count, seed=seed,
-        device=str(pick_device(device)),
+        device=str(pick_device(device)), init_from=str(init_from) if init_from else None,
     )
     try:
         best = run_training(tc, resume=resume)
@@ -150,10 +153,9 @@ def evaluate_cmd(
 ) -> None:
     """Caption a split end to end (photos through the checkpoint's own encoder) and print its metrics."""
     _need_model_extra()
-    from training.metrics import format_table
-
     from training.datasets import DatasetError
     from training.evaluate import evaluate_checkpoint
+    from training.metrics import format_table
 
     try:
         metrics, rows = evaluate_checkpoint(

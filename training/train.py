@@ -53,6 +53,7 @@ class TrainConfig:
     scst_samples: int = 5
     scst_baseline: str = "mean"  # "mean" of the other samples, or "greedy"
     eval_beam: int = 1  # beam used for model selection on dev (greedy is 3x cheaper)
+    init_from: str | None = None  # fine-tune: start from this checkpoint (its vocabulary and encoder)
     seed: int = 0
     device: str = "cpu"
     threads: int = 0  # 0 = torch's default
@@ -123,6 +124,15 @@ def _write_report(out: Path, tc: TrainConfig) -> None:
     plot_curves(tc.history, out / "curves.png")
 
 
+def _weights_tag(tc: TrainConfig) -> str:
+    """Names the encoder weights in the feature cache key."""
+    if tc.init_from:
+        from captioner.checkpoint import file_sha256
+
+        return f"init-{file_sha256(tc.init_from)[:12]}"
+    return "imagenet" if tc.pretrained else f"random-seed{tc.seed}"
+
+
 def train(tc: TrainConfig, resume: bool = True) -> Path:
     """Run (or resume) a whole training run; returns the path of the best checkpoint."""
     if tc.threads:
@@ -138,6 +148,11 @@ def train(tc: TrainConfig, resume: bool = True) -> Path:
         state = payload["extra"]
         tc.history = state["train_config"]["history"]
         print(f"resuming {last}: {state['stage']} epoch {state['epoch']}")
+    elif tc.init_from:
+        # Fine-tuning keeps the model's vocabulary (new words map to <unk>) and its encoder, so the
+        # result is a drop-in replacement for the model it started from.
+        model, vocab, _ = load_checkpoint(tc.init_from, map_location=tc.device)
+        tc.encoder, tc.attention = model.cfg.encoder, model.cfg.attention
     if vocab is None:
         vocab = Vocabulary.build((c for im in dataset.split("train") for c in im.captions), min_count=tc.min_count)
     if model is None:
@@ -146,7 +161,7 @@ def train(tc: TrainConfig, resume: bool = True) -> Path:
     # Features come from the very encoder the checkpoint carries; random weights get their own cache entry.
     data = prepare(
         dataset, encoder=tc.encoder, cache_dir=tc.cache_dir, max_len=tc.max_len, vocab=vocab, device=tc.device,
-        encoder_module=model.encoder, weights_tag="imagenet" if tc.pretrained else f"random-seed{tc.seed}",
+        encoder_module=model.encoder, weights_tag=_weights_tag(tc),
     )
     best_cider = max((h["dev"]["CIDEr-D"] for h in tc.history), default=-1.0)
 
