@@ -167,18 +167,29 @@ async def _delivered(stack, request_id: str) -> bool:
 async def test_concurrent_deliveries_call_the_handler_once(backend, tmp_path):
     rec = DeliveryRecorder()
     async with gated_pipeline(tmp_path, make_settings(tmp_path, backend), rec) as (stack, gate):
-        stack.service.register_delivery_handler("telegram", _never)  # hold the live delivery back
+        refused = asyncio.Event()
+
+        async def refuse(_delivery):  # hold the live delivery back
+            refused.set()
+            raise ConnectionError("not now")
+
+        stack.service.register_delivery_handler("telegram", refuse)
         sub = await submit(stack)
         gate.touch()
         await until(lambda: _is(stack, sub.request_id, RequestStatus.DONE))
+        # The live attempt must have failed and given its claim back before the race starts,
+        # or all five calls would (rightly) see a claim held and send nothing.
+        await asyncio.wait_for(refused.wait(), 30)
+        await until(lambda: _claim_free(stack, sub.request_id))
         stack.service.register_delivery_handler("telegram", rec)
         sent = await asyncio.gather(*(stack.service.deliver(sub.request_id) for _ in range(5)))
         assert sum(sent) == 1 and rec.calls[sub.request_id] == 1
         assert await stack.service.redeliver_pending() == 0
 
 
-async def _never(_delivery):
-    raise ConnectionError("not now")
+async def _claim_free(stack, request_id: str) -> bool:
+    async with stack.session_factory() as session:
+        return (await queries.get_request_by_public_id(session, public_id=request_id)).delivered_at is None
 
 
 async def _is(stack, request_id: str, status: RequestStatus) -> bool:
