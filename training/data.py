@@ -42,6 +42,7 @@ def prepare(
     device: str = "cpu",
     encoder_module: torch.nn.Module | None = None,
     weights_tag: str = "imagenet",
+    size: int = 224,
 ) -> TrainingData:
     train = dataset.split("train")
     if not train:
@@ -50,7 +51,7 @@ def prepare(
         vocab = Vocabulary.build((c for im in train for c in im.captions), min_count=min_count)
     cache = load_or_extract(
         [im.path for im in dataset.images], encoder, cache_dir, device=device,
-        encoder_module=encoder_module, weights_tag=weights_tag,
+        encoder_module=encoder_module, weights_tag=weights_tag, size=size,
     )
     grids = torch.from_numpy(np.ascontiguousarray(cache.grids))  # whole cache in RAM: ~1 GB for Flickr8k
     splits = {}

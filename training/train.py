@@ -102,7 +102,7 @@ def xe_epoch(model: Captioner, data: TrainingData, opt, tc: TrainConfig, epoch: 
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.decoder.parameters(), tc.grad_clip)
         opt.step()
-        total += float(loss) * len(seqs)
+        total += loss.item() * len(seqs)
         count += len(seqs)
         bar.set_postfix(loss=f"{total / count:.3f}", lr=f"{opt.param_groups[0]['lr']:.1e}")
     return total / max(count, 1)
@@ -152,7 +152,8 @@ def train(tc: TrainConfig, resume: bool = True) -> Path:
         # Fine-tuning keeps the model's vocabulary (new words map to <unk>) and its encoder, so the
         # result is a drop-in replacement for the model it started from.
         model, vocab, _ = load_checkpoint(tc.init_from, map_location=tc.device)
-        tc.encoder, tc.attention = model.cfg.encoder, model.cfg.attention
+        for name in ("encoder", "attention", "feature_dim", "embed_dim", "hidden_dim", "attention_dim", "max_len"):
+            setattr(tc, name, getattr(model.cfg, name))  # the run's record shows the model it really trained
     if vocab is None:
         vocab = Vocabulary.build((c for im in dataset.split("train") for c in im.captions), min_count=tc.min_count)
     if model is None:
@@ -161,7 +162,7 @@ def train(tc: TrainConfig, resume: bool = True) -> Path:
     # Features come from the very encoder the checkpoint carries; random weights get their own cache entry.
     data = prepare(
         dataset, encoder=tc.encoder, cache_dir=tc.cache_dir, max_len=tc.max_len, vocab=vocab, device=tc.device,
-        encoder_module=model.encoder, weights_tag=_weights_tag(tc),
+        encoder_module=model.encoder, weights_tag=_weights_tag(tc), size=model.cfg.image_size,
     )
     best_cider = max((h["dev"]["CIDEr-D"] for h in tc.history), default=-1.0)
 
