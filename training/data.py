@@ -53,7 +53,7 @@ def prepare(
         [im.path for im in dataset.images], encoder, cache_dir, device=device,
         encoder_module=encoder_module, weights_tag=weights_tag, size=size,
     )
-    grids = torch.from_numpy(np.ascontiguousarray(cache.grids))  # whole cache in RAM: ~1 GB for Flickr8k
+    grids = torch.from_numpy(np.array(cache.grids))  # a writable copy of the whole cache in RAM: ~1 GB for Flickr8k
     splits = {}
     for name in ("train", "dev", "test"):
         images = dataset.split(name)
