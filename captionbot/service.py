@@ -59,6 +59,8 @@ from captionbot.storage import requests as rq
 from captionbot.storage.imagestore import ImageStore
 from captionbot.storage.models import Caption, CaptionRequest, ChatKind, Platform, RequestStatus, utcnow
 
+PURGE_INTERVAL_S = 3600.0  # the retention sweep runs at most hourly
+
 log = logging.getLogger(__name__)
 
 MAX_CORRECTION_CHARS = 500
@@ -219,6 +221,7 @@ class CaptionService:
         self._handlers: dict[Platform, DeliveryHandler] = {}
         self._throughput = _Throughput()
         self._sweeper: asyncio.Task[None] | None = None
+        self._last_purge: float | None = None
         queues.on_delivery(self._on_notice)
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -407,6 +410,27 @@ class CaptionService:
                 await self.redeliver_pending(min_age_s=self.sweep_interval_s)
             except Exception:
                 log.warning("delivery sweep failed", exc_info=True)
+            if self._last_purge is None or self.clock() - self._last_purge >= PURGE_INTERVAL_S:
+                self._last_purge = self.clock()
+                try:
+                    await self.purge_expired_photos()
+                except Exception:
+                    log.warning("retention sweep failed", exc_info=True)
+
+    async def purge_expired_photos(self) -> int:
+        """Delete photo files older than ``settings.retention_days`` (0 keeps them) whose requests are
+        all answered; photos with feedback usable for training (and not opted out) are kept, as the
+        privacy text says. Returns how many files went."""
+        days = self.settings.retention_days
+        if not days:
+            return 0
+        async with self.session_factory.begin() as session:
+            purged = await q.purge_expired_images(
+                session, older_than=self.now() - timedelta(days=days), image_store=self.image_store
+            )
+        if purged:
+            log.info("retention: deleted %d photo(s) older than %d days", len(purged), days)
+        return len(purged)
 
     # -- feedback --------------------------------------------------------------------------------
 
@@ -479,7 +503,12 @@ class CaptionService:
 
     def privacy_text(self) -> str:
         days = self.settings.retention_days
-        keep = f"for {days} days after they are captioned" if days else "until you ask me to forget them"
+        keep = (
+            f"for {days} days after they are captioned, longer only if you rated or corrected the caption "
+            "and did not opt out of training"
+            if days
+            else "until you ask me to forget them"
+        )
         return (
             "What I keep: the photos you send me (" + keep + "), the captions I wrote, and your ratings and "
             "corrections, linked to your account id and display name. They are used to answer you and, "

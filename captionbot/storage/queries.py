@@ -767,6 +767,8 @@ async def purge_expired_images(
                 CaptionRequest.image_id == Image.id,
                 requester.training_opt_out.is_(False),
                 rater.training_opt_out.is_(False),
+                # Only feedback that training_examples would use keeps a photo: a thumbs-down alone doesn't.
+                or_(Feedback.correction.is_not(None), Feedback.rating >= 1),
             )
             .exists()
         )
