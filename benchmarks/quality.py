@@ -1,0 +1,83 @@
+"""Caption quality of checkpoints on Flickr8k dev and test, greedy and beam search, side by side.
+
+Each split's photos go end to end through each checkpoint's own encoder once; the grid is then
+decoded greedily and with beam search, and scored as pycocoevalcap scores it (training.metrics,
+exact to pycocoevalcap; METEOR through its Java jar when Java is present).
+
+    .venv/bin/python benchmarks/quality.py NAME=CHECKPOINT [NAME=CHECKPOINT ...] \\
+        [--data ../shared/datasets/flickr8k] [--splits dev test] [--beams 1 3] [--out results.json]
+
+Skips with a clear message when the dataset is absent. Not a test: nothing asserts, it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from captionbot.images import load_image
+from captioner.inference import CaptionEngine
+from captioner.preprocess import to_batch
+from training.datasets import load_flickr8k
+from training.metrics import evaluate
+
+KEYS = ("BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D")
+
+
+@torch.inference_mode()
+def encode_split(engine: CaptionEngine, paths: list[Path], batch: int = 50) -> torch.Tensor:
+    grids = []
+    for s in tqdm(range(0, len(paths), batch), desc="encoding", unit="batch", leave=False):
+        x = to_batch([load_image(p) for p in paths[s : s + batch]], engine.cfg.encoder, engine.cfg.image_size)
+        grids.append(engine.model.encode(x.contiguous(memory_format=torch.channels_last)).float())
+    return torch.cat(grids)  # (N, P, C)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="+", help="NAME=CHECKPOINT")
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/datasets/flickr8k"))
+    ap.add_argument("--splits", nargs="+", default=["dev", "test"])
+    ap.add_argument("--beams", nargs="+", type=int, default=[1, 3])
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    if not (Path(args.data) / "Flickr8k.token.txt").is_file():
+        print(f"skipped: no Flickr8k at {args.data} (needs ../shared/datasets/flickr8k)")
+        return
+    dataset = load_flickr8k(args.data)
+    rows = []
+    for spec in args.models:
+        name, _, path = spec.partition("=")
+        engine = CaptionEngine.load(path, device="cpu")
+        for split in args.splits:
+            images = dataset.split(split)
+            t0 = time.perf_counter()
+            grid = encode_split(engine, [im.path for im in images])
+            refs = {im.name: im.captions for im in images}
+            for beam in args.beams:
+                captions = []
+                for s in range(0, len(images), 100):
+                    dec = engine.decode_grid(grid[s : s + 100], beam_size=beam)
+                    captions += [engine.vocab.decode(t.tolist()) for t in dec.tokens]
+                metrics = evaluate({im.name: c for im, c in zip(images, captions, strict=True)}, refs)
+                row = {"model": name, "split": split, "beam": beam, **{k: metrics[k] for k in KEYS}}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+            print(f"  ({name} {split}: {time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    print(f"\n| model | split | beam | {' | '.join(KEYS)} |")
+    print("|---|---|---|" + "---|" * len(KEYS))
+    for r in rows:
+        vals = " | ".join("n/a" if r[k] is None else f"{r[k]:.3f}" for k in KEYS)
+        print(f"| {r['model']} | {r['split']} | {r['beam']} | {vals} |")
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
