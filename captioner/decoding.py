@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from captioner.model import AttentionDecoder
+from captioner.model import AttentionDecoder, DecoderState
 from captioner.vocab import END_ID, PAD_ID, START_ID, UNK_ID
 
 
@@ -96,11 +96,13 @@ def beam_search(
     beam_size: int,
     max_len: int,
     length_penalty: float = 1.0,
+    keep_attention: bool = True,
 ) -> Decoded:
     """Beam search over all B images at once: the B*K hypotheses run as one batch.
 
     Hypotheses are ranked by their summed log-probability while searching and the finished ones by
-    sum / length**length_penalty at the end.
+    sum / length**length_penalty at the end. keep_attention=False skips tracking the per-word
+    attention maps (alphas is then None), which nobody but `explain` reads.
     """
     if beam_size <= 1:
         return greedy(decoder, grid, max_len, length_penalty)
@@ -123,13 +125,15 @@ def beam_search(
         rows = (base + flat_idx // V).reshape(-1)  # (B*K,) which hypothesis each survivor extends
         words = (flat_idx % V).reshape(-1)
         word_logp = logp[rows, words]
-        if alpha is not None:
+        if alpha is not None and keep_attention:
             step_alpha = torch.where(finished.unsqueeze(1), torch.zeros_like(alpha), alpha)[rows]
             alphas = step_alpha.unsqueeze(1) if alphas is None else torch.cat([alphas[rows], step_alpha[:, None]], 1)
         seqs = torch.cat([seqs[rows], words.unsqueeze(1)], 1)
         seq_logps = torch.cat([seq_logps[rows], word_logp.unsqueeze(1)], 1)
         finished = finished[rows] | (words == END_ID)
-        state = state.select(rows)
+        # Survivors always extend a hypothesis of their own image, so the per-image features need no
+        # reordering: only the LSTM state moves (copying (B*K, P, D) grids every step was the cost).
+        state = DecoderState(state.h[rows], state.c[rows], state.features, state.projected)
         tokens = words
         if bool(finished.all()):
             break
@@ -141,7 +145,10 @@ def beam_search(
     )
     # Ranking by the raw sum while searching can prune the greedy path and end below it once lengths
     # are normalised; the greedy caption costs 1/K of the search, so keep it as a candidate.
-    return _better(beams, greedy(decoder, grid, max_len, length_penalty))
+    fallback = greedy(decoder, grid, max_len, length_penalty)
+    if not keep_attention:
+        fallback.alphas = None
+    return _better(beams, fallback)
 
 
 def _pad_to(x: torch.Tensor, T: int) -> torch.Tensor:
