@@ -106,7 +106,10 @@ def train(
     epochs: Annotated[int, typer.Option(help="Cross-entropy epochs at most")] = 20,
     scst_epochs: Annotated[int, typer.Option(help="Self-critical epochs after cross-entropy")] = 0,
     batch_images: Annotated[int, typer.Option()] = 32,
-    lr: Annotated[float, typer.Option()] = 5e-4,
+    lr: Annotated[float, typer.Option()] = 2e-3,
+    lr_decay: Annotated[float, typer.Option(help="Learning-rate factor per epoch")] = 0.85,
+    scst_lr: Annotated[float, typer.Option()] = 5e-5,
+    threads: Annotated[int, typer.Option(help="torch CPU threads (0 = torch's default)")] = 0,
     patience: Annotated[int, typer.Option()] = 4,
     attention: Annotated[bool, typer.Option(help="--no-attention trains the plain CNN+LSTM baseline")] = True,
     hidden_dim: Annotated[int, typer.Option()] = 512,
@@ -130,7 +133,7 @@ def train(
     seed_torch_hub_cache(weights_dir)
     tc = TrainConfig(
         data=data, out=out, encoder=encoder, epochs=epochs, scst_epochs=scst_epochs, batch_images=batch_images,
-        lr=lr, patience=patience, attention=attention, hidden_dim=hidden_dim, min_count=min_count, seed=seed,
+        lr=lr, lr_decay=lr_decay, scst_lr=scst_lr, threads=threads, patience=patience, attention=attention, hidden_dim=hidden_dim, min_count=min_count, seed=seed,
         device=str(pick_device(device)), init_from=str(init_from) if init_from else None,
     )
     try:
