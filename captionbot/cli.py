@@ -133,7 +133,8 @@ def train(
     seed_torch_hub_cache(weights_dir)
     tc = TrainConfig(
         data=data, out=out, encoder=encoder, epochs=epochs, scst_epochs=scst_epochs, batch_images=batch_images,
-        lr=lr, lr_decay=lr_decay, scst_lr=scst_lr, threads=threads, patience=patience, attention=attention, hidden_dim=hidden_dim, min_count=min_count, seed=seed,
+        lr=lr, lr_decay=lr_decay, scst_lr=scst_lr, threads=threads, patience=patience, attention=attention,
+        hidden_dim=hidden_dim, min_count=min_count, seed=seed,
         device=str(pick_device(device)), init_from=str(init_from) if init_from else None,
     )
     try:
