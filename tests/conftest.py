@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from captionbot.storage.db import create_engine, make_session_factory, upgrade_async
 from captionbot.storage.imagestore import ImageStore
+from tests.tiny_model import BACKEND_PARAMS, open_backend
 
 T = TypeVar("T")
 
@@ -122,3 +123,11 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 @pytest.fixture
 def image_store(tmp_path: Path) -> ImageStore:
     return ImageStore(tmp_path / "images")
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    """The two deployments the pipeline tests run on (SQLite + in-process queue, PostgreSQL + Redis);
+    skips the second with a reason when its servers are not reachable."""
+    async with open_backend(request, tmp_path) as b:
+        yield b

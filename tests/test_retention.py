@@ -9,10 +9,8 @@ import pytest
 from captionbot.storage import queries
 from captionbot.storage.models import RequestStatus, utcnow
 from tests.tiny_model import (
-    BACKEND_PARAMS,
     DeliveryRecorder,
     make_settings,
-    open_backend,
     open_pipeline,
     png_bytes,
     until,
@@ -21,11 +19,6 @@ from tests.tiny_model import submit as submit_photo
 
 pytestmark = pytest.mark.timeout(60)
 
-
-@pytest.fixture(params=BACKEND_PARAMS)
-async def backend(request, tmp_path):
-    async with open_backend(request, tmp_path) as b:
-        yield b
 
 
 async def _all_delivered(stack, ids) -> bool:

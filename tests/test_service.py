@@ -20,10 +20,8 @@ from captionbot.service import (
 from captionbot.storage import queries
 from captionbot.storage.models import RequestStatus
 from tests.tiny_model import (
-    BACKEND_PARAMS,
     DeliveryRecorder,
     make_settings,
-    open_backend,
     open_pipeline,
     png_bytes,
     submit,
@@ -32,11 +30,6 @@ from tests.tiny_model import (
 
 pytestmark = pytest.mark.timeout(60)
 
-
-@pytest.fixture(params=BACKEND_PARAMS)
-async def backend(request, tmp_path):
-    async with open_backend(request, tmp_path) as b:
-        yield b
 
 
 class FakeClock:

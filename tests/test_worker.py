@@ -18,11 +18,9 @@ from captionbot.storage import queries
 from captionbot.storage.models import Caption, CaptionRequest, ModelVersion, RequestStatus
 from captioner.inference import CaptionEngine
 from tests.tiny_model import (
-    BACKEND_PARAMS,
     DeliveryRecorder,
     make_settings,
     make_tiny_checkpoint,
-    open_backend,
     open_pipeline,
     png_bytes,
     submit,
@@ -31,11 +29,6 @@ from tests.tiny_model import (
 
 pytestmark = pytest.mark.timeout(60)
 
-
-@pytest.fixture(params=BACKEND_PARAMS)
-async def backend(request, tmp_path):
-    async with open_backend(request, tmp_path) as b:
-        yield b
 
 
 class SpyEngine:
