@@ -51,3 +51,31 @@ def test_run_writes_curves_metrics_and_resumes(trained):
     train(tc, resume=True)
     assert json.loads((run / "metrics.json").read_text()) == history
     assert (run / "last.pt").stat().st_mtime_ns == before
+
+
+def test_cli_eval_and_caption_on_the_trained_model(trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from captionbot.cli import app
+
+    root, _, best = trained
+    runner = CliRunner()
+    out, metrics = tmp_path / "captions.json", tmp_path / "metrics.json"
+    result = runner.invoke(app, ["eval", "--model", str(best), "--data", str(root), "--split", "test",
+                                 "--no-meteor", "--out", str(out), "--metrics-out", str(metrics), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "CIDEr-D" in result.output
+    rows = json.loads(out.read_text())
+    assert len(rows) == 96 and {"image", "caption", "confidence", "references"} <= set(rows[0])
+    scores = json.loads(metrics.read_text())
+    assert scores["split"] == "test" and scores["CIDEr-D"] > 1.0 and scores["METEOR"] is None
+
+    photo = next((root / "Images").glob("*.jpg"))
+    result = runner.invoke(app, ["caption", str(photo), "--model", str(best), "--json"])
+    assert result.exit_code == 0, result.output
+    line = json.loads(result.output.strip().splitlines()[-1])
+    assert line["image"] == str(photo) and line["caption"].endswith(".") and 0 < line["confidence"] <= 1
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not a photo")
+    result = runner.invoke(app, ["caption", str(junk), "--model", str(best)])
+    assert result.exit_code == 1 and "isn't an image" in result.output
