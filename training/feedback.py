@@ -29,13 +29,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
 
 from captionbot.storage import queries as q
 from captionbot.storage.imagestore import ImageStore
-from captionbot.storage.models import Caption, CaptionRequest, Feedback, Image, User
 
 _SPLIT_BITS = 32
 
@@ -99,32 +96,6 @@ def group_captions(examples: Iterable[q.TrainingExample]) -> dict[str, list[q.Tr
     return grouped
 
 
-async def _count_purged(session: AsyncSession, *, min_rating: int) -> int:
-    """Purged photos that would otherwise have been exported.
-
-    ``training_examples`` drops purged photos without saying how many; this read-only count mirrors
-    its filters (opt-outs included) so the report can.
-    """
-    requester, rater = aliased(User), aliased(User)
-    usable = or_(and_(Feedback.correction.is_not(None), Feedback.correction != ""), Feedback.rating >= min_rating)
-    stmt = (
-        select(func.count(func.distinct(Image.id)))
-        .select_from(Feedback)
-        .join(Caption, Feedback.caption_id == Caption.id)
-        .join(CaptionRequest, Caption.request_id == CaptionRequest.id)
-        .join(Image, CaptionRequest.image_id == Image.id)
-        .join(requester, CaptionRequest.requester_id == requester.id)
-        .join(rater, Feedback.user_id == rater.id)
-        .where(
-            Image.purged_at.is_not(None),
-            requester.training_opt_out.is_(False),
-            rater.training_opt_out.is_(False),
-            usable,
-        )
-    )
-    return await session.scalar(stmt) or 0
-
-
 def _write_jsonl_atomic(out: Path, rows: list[dict[str, object]]) -> None:
     """Write all lines to a temp file and rename it, so a reader never sees half a dataset."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +127,7 @@ async def export_feedback(
         raise ValueError("dev_fraction must be in [0, 1)")
     async with session_factory() as session:
         examples = await q.training_examples(session, min_rating=min_rating)
-        purged = await _count_purged(session, min_rating=min_rating)
+        purged = await q.count_purged_training_photos(session, min_rating=min_rating)
 
     rows: list[dict[str, object]] = []
     missing = corrections = rated = dev = 0

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Final, Literal
 
-from sqlalchemy import and_, delete, event, exists, func, or_, select, update
+from sqlalchemy import Select, and_, delete, event, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, aliased, selectinload
@@ -756,22 +756,8 @@ async def purge_expired_images(
         Image.purged_at.is_(None), Image.created_at < older_than, ~still_needed
     )
     if keep_for_training:
-        requester, rater = aliased(User), aliased(User)
-        trainable = (
-            select(Feedback.id)
-            .join(Caption, Feedback.caption_id == Caption.id)
-            .join(CaptionRequest, Caption.request_id == CaptionRequest.id)
-            .join(requester, CaptionRequest.requester_id == requester.id)
-            .join(rater, Feedback.user_id == rater.id)
-            .where(
-                CaptionRequest.image_id == Image.id,
-                requester.training_opt_out.is_(False),
-                rater.training_opt_out.is_(False),
-                # Only feedback that training_examples would use keeps a photo: a thumbs-down alone doesn't.
-                or_(Feedback.correction.is_not(None), Feedback.rating >= 1),
-            )
-            .exists()
-        )
+        # Only feedback that training_examples would use keeps a photo: a thumbs-down alone doesn't.
+        trainable = _usable_feedback(Feedback.id, min_rating=1).where(CaptionRequest.image_id == Image.id).exists()
         stmt = stmt.where(~trainable)
     rows = (await session.execute(stmt)).all()
     now = utcnow()
@@ -801,6 +787,38 @@ class TrainingExample:
     model_version_id: int | None
 
 
+def _usable_feedback(*columns: Any, min_rating: int | None) -> Select:
+    """SELECT ``columns`` FROM feedback that training may use: a correction, or a rating of at least
+    ``min_rating`` (None: any rating), where neither the photo's requester nor the rater opted out.
+
+    Joins feedback -> caption -> request and the two users, not the image, so a caller can either
+    join ``Image`` itself or correlate with an outer query's ``Image``. The one definition serves the
+    export, its purged-photo count and the retention sweep, so they can't disagree.
+    """
+    requester, rater = aliased(User), aliased(User)
+    corrected = and_(Feedback.correction.is_not(None), Feedback.correction != "")
+    rated = Feedback.rating.is_not(None) if min_rating is None else Feedback.rating >= min_rating
+    return (
+        select(*columns)
+        .select_from(Feedback)
+        .join(Caption, Feedback.caption_id == Caption.id)
+        .join(CaptionRequest, Caption.request_id == CaptionRequest.id)
+        .join(requester, CaptionRequest.requester_id == requester.id)
+        .join(rater, Feedback.user_id == rater.id)
+        .where(requester.training_opt_out.is_(False), rater.training_opt_out.is_(False), or_(corrected, rated))
+    )
+
+
+async def count_purged_training_photos(session: AsyncSession, *, min_rating: int | None = 1) -> int:
+    """Photos that training_examples would use but skips because retention deleted their files."""
+    stmt = (
+        _usable_feedback(func.count(func.distinct(Image.id)), min_rating=min_rating)
+        .join(Image, CaptionRequest.image_id == Image.id)
+        .where(Image.purged_at.is_not(None))
+    )
+    return await session.scalar(stmt) or 0
+
+
 async def training_examples(
     session: AsyncSession, *, min_rating: int | None = 1, limit: int | None = None
 ) -> list[TrainingExample]:
@@ -811,11 +829,8 @@ async def training_examples(
     rated caption). Both the photo's requester and the rater must not have opted out; photos whose
     file was purged are skipped.
     """
-    requester, rater = aliased(User), aliased(User)
-    corrected = and_(Feedback.correction.is_not(None), Feedback.correction != "")
-    rated = Feedback.rating.is_not(None) if min_rating is None else Feedback.rating >= min_rating
     stmt = (
-        select(
+        _usable_feedback(
             Image.sha256,
             Caption.text,
             Caption.id.label("caption_id"),
@@ -823,19 +838,10 @@ async def training_examples(
             Feedback.id.label("feedback_id"),
             Feedback.rating,
             Feedback.correction,
+            min_rating=min_rating,
         )
-        .select_from(Feedback)
-        .join(Caption, Feedback.caption_id == Caption.id)
-        .join(CaptionRequest, Caption.request_id == CaptionRequest.id)
         .join(Image, CaptionRequest.image_id == Image.id)
-        .join(requester, CaptionRequest.requester_id == requester.id)
-        .join(rater, Feedback.user_id == rater.id)
-        .where(
-            requester.training_opt_out.is_(False),
-            rater.training_opt_out.is_(False),
-            Image.purged_at.is_(None),
-            or_(corrected, rated),
-        )
+        .where(Image.purged_at.is_(None))
         .order_by(Feedback.id)
     )
     if limit is not None:
