@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -63,10 +62,6 @@ def evaluate_split(
         for im, c in zip(sd.images, captions, strict=True)
     ]
     return metrics, rows
-
-
-def write_captions(path: str | Path, rows: list[dict]) -> None:
-    Path(path).write_text(json.dumps(rows, indent=1))
 
 
 def evaluate_checkpoint(

@@ -27,9 +27,6 @@ class FeatureCache:
         self.names = names
         self.index = {n: i for i, n in enumerate(names)}
 
-    def get(self, idx: list[int] | np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(self.grids[idx], dtype=np.float32))  # (n, P, C)
-
 
 def _cache_key(encoder: str, paths: list[Path], size: int, weights_tag: str) -> str:
     h = hashlib.sha256(f"{encoder}|{size}|{weights_tag}".encode())
