@@ -50,6 +50,9 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.words)
 
+    def id_of(self, word: str) -> int | None:
+        return self._index.get(word)
+
     def encode(self, text: str, max_len: int | None = None) -> list[int]:
         """Text -> [<start>, w1, ..., wn, <end>] with at most max_len words."""
         ids = [self._index.get(t, UNK_ID) for t in tokenize(text)]

@@ -13,13 +13,13 @@ from training.train import TrainConfig, train
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("shapes")
-    root = make_shapes_dataset(tmp / "data", n_train=480, n_dev=48, n_test=96, seed=0)
+    root = make_shapes_dataset(tmp / "data", n_train=960, n_dev=48, n_test=96, seed=0)
     tc = TrainConfig(
         data=str(root), out=str(tmp / "run"), cache_dir=str(tmp / "cache"), encoder="tiny_cnn", pretrained=False,
         feature_dim=64, embed_dim=32, hidden_dim=96, attention_dim=32, dropout=0.0, alpha_c=0.0,
         epochs=14, batch_images=8, lr=5e-3, lr_decay=0.9, patience=14, min_count=1, max_len=10,
-        scst_epochs=1, scst_lr=5e-4, seed=0, device="cpu", threads=1,
-    )
+        scst_epochs=1, scst_evals_per_epoch=2, scst_lr=5e-4, seed=0, device="cpu", threads=1,
+    )  # hflip is on (the default): mirrored photos must come with "left"/"right" swapped to still pass
     best = train(tc, resume=False)
     return root, tc, best
 
@@ -43,7 +43,7 @@ def test_run_writes_curves_metrics_and_resumes(trained):
     run = best.parent
     assert (run / "curves.png").stat().st_size > 1000
     history = json.loads((run / "metrics.json").read_text())
-    assert [h["stage"] for h in history].count("scst") == 1
+    assert [h["epoch"] for h in history if h["stage"] == "scst"] == [0.5, 1.0]  # dev checked mid-epoch
     assert all("CIDEr-D" in h["dev"] for h in history)
     assert history[-1]["dev"]["CIDEr-D"] > 1.0  # near-perfect captions score far above 1 on CIDEr-D
     # Resuming a finished run trains nothing more and keeps the history.
@@ -79,3 +79,23 @@ def test_cli_eval_and_caption_on_the_trained_model(trained, tmp_path):
     junk.write_text("not a photo")
     result = runner.invoke(app, ["caption", str(junk), "--model", str(best)])
     assert result.exit_code == 1 and "isn't an image" in result.output
+
+
+def test_mirrored_views_swap_left_and_right_and_pick_mirrored_grids(tmp_path):
+    import numpy as np
+    import torch
+
+    from captioner.vocab import Vocabulary
+    from training.data import TrainingData, swap_left_right
+
+    vocab = Vocabulary.build(["a dog on the left", "a cat on the right"], min_count=1)
+    ids = vocab.encode("a dog on the left")
+    assert vocab.decode(swap_left_right(ids, vocab)) == vocab.decode(vocab.encode("a dog on the right"))
+    no_sides = Vocabulary.build(["a dog"], min_count=1)
+    assert swap_left_right(no_sides.encode("a dog"), no_sides) == no_sides.encode("a dog")
+
+    grids = torch.zeros(3, 2, 4, dtype=torch.float16)
+    data = TrainingData(vocab, grids, {}, [], grids_mirrored=torch.ones(3, 2, 4, dtype=torch.float16))
+    picked = data.grid(np.array([2, 0]), mirrored=[True, False])
+    assert picked[0].eq(1).all() and picked[1].eq(0).all()
+    assert data.grid(np.array([2, 0])).eq(0).all()  # evaluation never sees mirrored grids

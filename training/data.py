@@ -26,9 +26,25 @@ class TrainingData:
     grids: torch.Tensor  # (N, P, C) float16 features of every image in the dataset
     splits: dict[str, SplitData]
     captions: list[list[list[int]]]  # per train image: its captions as <start> .. <end> ids
+    # Mirrored photos, for augmentation: their grids, and the captions with "left"/"right" swapped.
+    grids_mirrored: torch.Tensor | None = None  # (N, P, C) or None when augmentation is off
+    captions_mirrored: list[list[list[int]]] | None = None
 
-    def grid(self, rows) -> torch.Tensor:
-        return self.grids[torch.as_tensor(rows)].float()  # (b, P, C)
+    def grid(self, rows, mirrored=None) -> torch.Tensor:
+        """(b, P, C) grids of `rows`; `mirrored` (b,) bool picks the mirrored photo's grid per row."""
+        rows = torch.as_tensor(rows)
+        out = self.grids[rows]
+        if mirrored is not None and self.grids_mirrored is not None:
+            mirrored = torch.as_tensor(mirrored, dtype=torch.bool)
+            out[mirrored] = self.grids_mirrored[rows[mirrored]]
+        return out.float()
+
+
+def swap_left_right(ids: list[int], vocab: Vocabulary) -> list[int]:
+    """A caption of the mirrored photo: "left" and "right" trade places."""
+    left, right = vocab.id_of("left"), vocab.id_of("right")
+    swap = {left: right, right: left} if left is not None and right is not None else {}
+    return [swap.get(i, i) for i in ids]
 
 
 def prepare(
@@ -43,7 +59,9 @@ def prepare(
     encoder_module: torch.nn.Module | None = None,
     weights_tag: str = "imagenet",
     size: int = 224,
+    hflip: bool = False,
 ) -> TrainingData:
+    """`hflip` also caches the mirrored photos' features, for training-time augmentation."""
     train = dataset.split("train")
     if not train:
         raise ValueError("the dataset has no training images")
@@ -60,7 +78,18 @@ def prepare(
         rows = np.array([cache.index[im.path.name] for im in images], dtype=np.int64)
         splits[name] = SplitData(images, rows, [im.captions for im in images])
     captions = [[vocab.encode(c, max_len) for c in im.captions] for im in train]
-    return TrainingData(vocab, grids, splits, captions)
+    data = TrainingData(vocab, grids, splits, captions)
+    if hflip:
+        train_paths = [im.path for im in train]
+        mirrored = load_or_extract(
+            train_paths, encoder, cache_dir, device=device, encoder_module=encoder_module,
+            weights_tag=weights_tag, size=size, hflip=True,
+        )
+        # Only training photos are mirrored: a full-size tensor keeps the row numbers shared.
+        data.grids_mirrored = torch.zeros_like(grids)
+        data.grids_mirrored[torch.as_tensor(splits["train"].rows)] = torch.from_numpy(np.array(mirrored.grids))
+        data.captions_mirrored = [[swap_left_right(c, vocab) for c in caps] for caps in captions]
+    return data
 
 
 def pad_batch(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

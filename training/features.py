@@ -44,8 +44,11 @@ def load_or_extract(
     device: str = "cpu",
     encoder_module: torch.nn.Module | None = None,
     weights_tag: str = "imagenet",
+    hflip: bool = False,
 ) -> FeatureCache:
     """Features for `paths` (in that order), from the cache when it has them.
+
+    `hflip` extracts the features of the mirrored photos instead (training-time augmentation).
 
     `encoder_module` is the exact encoder whose weights the checkpoint will carry (default: a fresh
     ImageNet-pretrained one); `weights_tag` names those weights in the cache key, so features of
@@ -53,7 +56,7 @@ def load_or_extract(
     """
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = _cache_key(encoder, paths, size, weights_tag)
+    key = _cache_key(encoder, paths, size, weights_tag + ("|hflip" if hflip else ""))
     data_file, meta_file = cache_dir / f"{encoder}-{key}.f16", cache_dir / f"{encoder}-{key}.json"
     names = [p.name for p in paths]
     if meta_file.is_file() and data_file.is_file():
@@ -66,12 +69,14 @@ def load_or_extract(
     partial = data_file.with_suffix(".partial")
     grids = None
     with torch.inference_mode():
-        for start in tqdm(range(0, len(paths), batch_size), desc=f"{encoder} features", unit="batch"):
+        desc = f"{encoder} features" + (" (mirrored)" if hflip else "")
+        for start in tqdm(range(0, len(paths), batch_size), desc=desc, unit="batch"):
             chunk = paths[start : start + batch_size]
             images = []
             for p in chunk:
                 with Image.open(p) as im:
-                    images.append(im.convert("RGB"))
+                    rgb = im.convert("RGB")
+                    images.append(rgb.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if hflip else rgb)
             x = to_batch(images, encoder, size).to(device)
             fmap = module(x)  # (b, C, h, w)
             grid = fmap.flatten(2).transpose(1, 2).float().cpu().numpy()  # (b, P, C)

@@ -14,7 +14,9 @@ def plot_curves(history: list[dict], path: str | Path) -> None:
     """Loss per epoch (left) and dev metrics per epoch (right), cross-entropy and SCST stages marked."""
     if not history:
         return
-    steps = list(range(1, len(history) + 1))
+    # x = epochs trained in all: XE epochs, then (possibly fractional) SCST epochs after them.
+    n_xe = sum(h["stage"] == "xe" for h in history)
+    steps = [h["epoch"] if h["stage"] == "xe" else n_xe + h["epoch"] for h in history]
     fig, (ax_loss, ax_dev) = plt.subplots(1, 2, figsize=(11, 4))
     xe = [(s, h) for s, h in zip(steps, history, strict=True) if h["stage"] == "xe"]
     sc = [(s, h) for s, h in zip(steps, history, strict=True) if h["stage"] == "scst"]
@@ -31,7 +33,7 @@ def plot_curves(history: list[dict], path: str | Path) -> None:
     for key in ("CIDEr-D", "BLEU-4", "ROUGE-L"):
         ax_dev.plot(steps, [h["dev"][key] for h in history], "o-", label=key)
     if sc:
-        ax_dev.axvline(sc[0][0] - 0.5, color="grey", linestyle="--", label="SCST starts")
+        ax_dev.axvline(n_xe, color="grey", linestyle="--", label="SCST starts")
     ax_dev.set_xlabel("epoch")
     ax_dev.set_title("dev split")
     ax_dev.legend()

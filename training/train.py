@@ -41,6 +41,7 @@ class TrainConfig:
     hidden_dim: int = 512
     attention_dim: int = 512
     dropout: float = 0.5
+    hflip: bool = True  # augment: each epoch shows every photo mirrored or not, at random ("left"<->"right")
     attention: bool = True
     epochs: int = 20  # cross-entropy epochs at most
     batch_images: int = 32  # images per batch; every caption of each image is used
@@ -53,6 +54,7 @@ class TrainConfig:
     scst_lr: float = 5e-5
     scst_samples: int = 5
     scst_baseline: str = "mean"  # "mean" of the other samples, or "greedy"
+    scst_evals_per_epoch: int = 4  # dev CIDEr-D checks (and best-model saves) per SCST epoch
     eval_beam: int = 1  # beam used for model selection on dev (greedy is 3x cheaper)
     init_from: str | None = None  # fine-tune: start from this checkpoint (its vocabulary and encoder)
     seed: int = 0
@@ -86,15 +88,21 @@ def xe_epoch(model: Captioner, data: TrainingData, opt, tc: TrainConfig, epoch: 
     bar = tqdm(range(0, len(order), tc.batch_images), desc=f"epoch {epoch} xe", unit="batch")
     for start in bar:
         idx = order[start : start + tc.batch_images]
+        mirrored = np.zeros(len(idx), dtype=bool)
+        if data.captions_mirrored is not None:
+            mirrored = np.random.rand(len(idx)) < 0.5
         seqs, owner = [], []
-        for i in idx:
-            seqs.extend(data.captions[i])
-            owner.extend([i] * len(data.captions[i]))
+        for i, m in zip(idx, mirrored, strict=True):
+            caps_i = data.captions_mirrored[i] if m else data.captions[i]
+            seqs.extend(caps_i)
+            owner.extend([i] * len(caps_i))
         caps, lengths, perm = pad_batch(seqs)
         owner_t = torch.as_tensor(owner)[perm]
         # Each image's grid is read once and repeated for its captions.
         uniq, inverse = torch.unique(owner_t, return_inverse=True)
-        grid = data.grid(rows[uniq.numpy()]).to(tc.device)  # (n_images, P, C)
+        flip_of = dict(zip(idx.tolist(), mirrored.tolist(), strict=True))
+        flips = [flip_of[int(i)] for i in uniq]
+        grid = data.grid(rows[uniq.numpy()], mirrored=flips).to(tc.device)  # (n_images, P, C)
         caps, lengths = caps.to(tc.device), lengths.to(tc.device)
         logits, alphas = model.decoder(grid, caps, lengths, owner=inverse.to(tc.device))
         targets = caps[:, 1 : logits.shape[1] + 1]
@@ -163,7 +171,7 @@ def train(tc: TrainConfig, resume: bool = True) -> Path:
     # Features come from the very encoder the checkpoint carries; random weights get their own cache entry.
     data = prepare(
         dataset, encoder=tc.encoder, cache_dir=tc.cache_dir, max_len=tc.max_len, vocab=vocab, device=tc.device,
-        encoder_module=model.encoder, weights_tag=_weights_tag(tc), size=model.cfg.image_size,
+        encoder_module=model.encoder, weights_tag=_weights_tag(tc), size=model.cfg.image_size, hflip=tc.hflip,
     )
     best_cider = max((h["dev"]["CIDEr-D"] for h in tc.history), default=-1.0)
 
@@ -207,14 +215,17 @@ def train(tc: TrainConfig, resume: bool = True) -> Path:
         if state and state["stage"] == "scst":
             opt.load_state_dict(state["optimizer"])
         cider = train_cider(data)
-        for epoch in range(len(scst_done) + 1, tc.scst_epochs + 1):
+        parts = max(1, tc.scst_evals_per_epoch)
+        for r in range(len(scst_done), tc.scst_epochs * parts):
+            epoch, part = r // parts + 1, r % parts
             t0 = time.time()
-            reward = scst_epoch(model, data, opt, tc, cider, epoch)
+            reward = scst_epoch(model, data, opt, tc, cider, epoch, part, parts)
             dev, _ = evaluate_split(model, vocab, data, "dev", beam_size=tc.eval_beam)
-            record = {"stage": "scst", "epoch": epoch, "loss": -reward, "reward": reward, "dev": dev,
+            at = round(epoch - 1 + (part + 1) / parts, 3)  # fractional SCST epoch
+            record = {"stage": "scst", "epoch": at, "loss": -reward, "reward": reward, "dev": dev,
                       "seconds": time.time() - t0}
             tc.history.append(record)
-            tqdm.write(f"scst epoch {epoch}: reward {reward:.4f} | dev {_fmt(dev)} | {record['seconds']:.0f} s")
+            tqdm.write(f"scst epoch {at}: reward {reward:.4f} | dev {_fmt(dev)} | {record['seconds']:.0f} s")
             if dev["CIDEr-D"] > best_cider:
                 best_cider = dev["CIDEr-D"]
                 _save(best, model, vocab, tc, opt, "scst", epoch, {"dev": dev})
