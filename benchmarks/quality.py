@@ -5,7 +5,10 @@ decoded greedily and with beam search, and scored as pycocoevalcap scores it (tr
 exact to pycocoevalcap; METEOR through its Java jar when Java is present).
 
     .venv/bin/python benchmarks/quality.py NAME=CHECKPOINT [NAME=CHECKPOINT ...] \\
-        [--data ../shared/datasets/flickr8k] [--splits dev test] [--beams 1 3] [--out results.json]
+        [--data ../shared/datasets/flickr8k] [--splits dev test] [--beams 1 3] [--decoders fp32 int8] \\
+        [--out results.json]
+
+--decoders int8 also scores the int8 decoder that CPU workers run (captioner.inference), on the same grids.
 
 Skips with a clear message when the dataset is absent. Not a test: nothing asserts, it measures.
 """
@@ -22,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from captionbot.images import load_image
-from captioner.inference import CaptionEngine
+from captioner.inference import CaptionEngine, quantize_decoder
 from captioner.preprocess import to_batch
 from training.datasets import load_flickr8k
 from training.metrics import evaluate
@@ -45,6 +48,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/datasets/flickr8k"))
     ap.add_argument("--splits", nargs="+", default=["dev", "test"])
     ap.add_argument("--beams", nargs="+", type=int, default=[1, 3])
+    ap.add_argument("--decoders", nargs="+", choices=["fp32", "int8"], default=["fp32"])
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if not (Path(args.data) / "Flickr8k.token.txt").is_file():
@@ -54,19 +58,24 @@ def main() -> None:
     rows = []
     for spec in args.models:
         name, _, path = spec.partition("=")
-        engine = CaptionEngine.load(path, device="cpu")
+        engine = CaptionEngine.load(path, device="cpu", int8_decoder=False)
+        decoders = {"fp32": engine.decoder}
+        if "int8" in args.decoders:
+            decoders["int8"] = quantize_decoder(engine.decoder)
         for split in args.splits:
             images = dataset.split(split)
             t0 = time.perf_counter()
             grid = encode_split(engine, [im.path for im in images])
             refs = {im.name: im.captions for im in images}
-            for beam in args.beams:
+            for kind, beam in ((k, b) for k in args.decoders for b in args.beams):
+                engine.decoder = decoders[kind]
                 captions = []
                 for s in range(0, len(images), 100):
                     dec = engine.decode_grid(grid[s : s + 100], beam_size=beam)
                     captions += [engine.vocab.decode(t.tolist()) for t in dec.tokens]
                 metrics = evaluate({im.name: c for im, c in zip(images, captions, strict=True)}, refs)
-                row = {"model": name, "split": split, "beam": beam, **{k: metrics[k] for k in KEYS}}
+                label = name if kind == "fp32" else f"{name} (int8 decoder)"
+                row = {"model": label, "split": split, "beam": beam, **{k: metrics[k] for k in KEYS}}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
             print(f"  ({name} {split}: {time.perf_counter() - t0:.0f} s)", file=sys.stderr)

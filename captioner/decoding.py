@@ -115,14 +115,19 @@ def beam_search(
     seqs = torch.zeros(B * K, 0, dtype=torch.long, device=device)
     seq_logps = torch.zeros(B * K, 0, device=device)
     alphas: torch.Tensor | None = None
-    base = (torch.arange(B, device=device) * K).unsqueeze(1)  # (B, 1) first row of each image
+    # Images whose K hypotheses have all ended leave the batch (their rows would only emit <pad>), so
+    # the steps after the shortest captions run on fewer rows. alive[j] = original index of row group j.
+    alive = torch.arange(B, device=device)
+    done: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = {}
     for t in range(max_len + 1):
+        n = alive.shape[0]
+        base = (torch.arange(n, device=device) * K).unsqueeze(1)  # (n, 1) first row of each image
         logits, state, alpha = decoder.step(tokens, state)
-        logp = _mask_step(F.log_softmax(logits.float(), dim=1), finished, force_end=t == max_len)  # (B*K, V)
+        logp = _mask_step(F.log_softmax(logits.float(), dim=1), finished, force_end=t == max_len)  # (n*K, V)
         V = logp.shape[1]
-        cand = (scores.reshape(B * K, 1) + logp).reshape(B, K * V)
-        scores, flat_idx = cand.topk(K, dim=1)  # (B, K)
-        rows = (base + flat_idx // V).reshape(-1)  # (B*K,) which hypothesis each survivor extends
+        cand = (scores.reshape(n * K, 1) + logp).reshape(n, K * V)
+        scores, flat_idx = cand.topk(K, dim=1)  # (n, K)
+        rows = (base + flat_idx // V).reshape(-1)  # (n*K,) which hypothesis each survivor extends
         words = (flat_idx % V).reshape(-1)
         word_logp = logp[rows, words]
         if alpha is not None and keep_attention:
@@ -135,11 +140,25 @@ def beam_search(
         # reordering: only the LSTM state moves (copying (B*K, P, D) grids every step was the cost).
         state = DecoderState(state.h[rows], state.c[rows], state.features, state.projected)
         tokens = words
-        if bool(finished.all()):
+        image_done = finished.view(n, K).all(1)  # (n,)
+        n_done = int(image_done.sum())
+        if n_done == n:
+            _retire(done, alive, image_done, K, seqs, seq_logps, alphas)
             break
+        # Leaving the batch copies the survivors' (rows, P, D) features: only worth it for a few images at once.
+        if n_done and n_done * 8 >= n:
+            _retire(done, alive, image_done, K, seqs, seq_logps, alphas)
+            keep = ~image_done
+            keep_rows = keep.repeat_interleave(K)
+            alive, scores, tokens, finished = alive[keep], scores[keep], tokens[keep_rows], finished[keep_rows]
+            seqs, seq_logps = seqs[keep_rows], seq_logps[keep_rows]
+            alphas = None if alphas is None else alphas[keep_rows]
+            state = state.select(keep_rows.nonzero().squeeze(1))
+    seqs, seq_logps, alphas = _gather_retired(done, B)
     lengths = (seqs != PAD_ID).sum(1)  # (B*K,)
     norm = _normalise(seq_logps.sum(1), lengths, length_penalty).reshape(B, K)
-    best = base.squeeze(1) + norm.argmax(1)  # (B,) row of each image's best hypothesis
+    first = torch.arange(B, device=device) * K
+    best = first + norm.argmax(1)  # (B,) row of each image's best hypothesis
     beams = Decoded(
         seqs[best], seq_logps[best], lengths[best], None if alphas is None else alphas[best], norm.max(1).values
     )
@@ -149,6 +168,22 @@ def beam_search(
     if not keep_attention:
         fallback.alphas = None
     return _better(beams, fallback)
+
+
+def _retire(done, alive, image_done, K, seqs, seq_logps, alphas) -> None:
+    """Keep the K finished hypotheses of each image flagged in image_done (n,), by original index."""
+    for j in image_done.nonzero().flatten().tolist():
+        rows = slice(j * K, (j + 1) * K)
+        done[int(alive[j])] = (seqs[rows], seq_logps[rows], None if alphas is None else alphas[rows])
+
+
+def _gather_retired(done, B: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Retired hypotheses back in image order, padded to one length: (B*K, T), (B*K, T), (B*K, T, P)."""
+    T = max(done[i][0].shape[1] for i in range(B))
+    seqs = torch.cat([_pad_to(done[i][0], T) for i in range(B)])
+    logps = torch.cat([_pad_to(done[i][1], T) for i in range(B)])
+    alphas = None if done[0][2] is None else torch.cat([_pad_to(done[i][2], T) for i in range(B)])
+    return seqs, logps, alphas
 
 
 def _pad_to(x: torch.Tensor, T: int) -> torch.Tensor:

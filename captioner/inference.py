@@ -40,7 +40,15 @@ class CaptionEngine:
     worker runs the model in a thread off its event loop."""
 
     def __init__(
-        self, model, vocab, payload: dict, *, device: torch.device, version: str, encode_batch_size: int | None = None
+        self,
+        model,
+        vocab,
+        payload: dict,
+        *,
+        device: torch.device,
+        version: str,
+        encode_batch_size: int | None = None,
+        int8_decoder: bool | None = None,
     ) -> None:
         self.model = model
         # The CNN runs in chunks of this many photos (None: all at once). On a CPU the convolutions
@@ -56,16 +64,27 @@ class CaptionEngine:
         if device.type == "cpu":
             # channels_last is ~1.5-2x faster for MobileNet-style convolutions on CPU.
             self.model.encoder.to(memory_format=torch.channels_last)
+        # The decoder's matrix products (LSTM gates, vocabulary projection) are most of its time; on a
+        # CPU int8 weights make beam search ~1.5x faster at a measured cost in quality that
+        # docs/benchmarks.md reports (benchmarks/quality.py). GPUs use float16 autocast instead.
+        self.decoder = model.decoder
+        if int8_decoder is None:
+            int8_decoder = device.type == "cpu"
+        self.int8_decoder = bool(int8_decoder) and device.type == "cpu" and int8_available()
+        if self.int8_decoder:
+            self.decoder = quantize_decoder(model.decoder)
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str = "auto") -> CaptionEngine:
+    def load(
+        cls, path: str | Path | None = None, device: str = "auto", int8_decoder: bool | None = None
+    ) -> CaptionEngine:
         """Load a checkpoint (None = the shipped default model). The version is the file's name plus
         the start of its sha256, so two different files never share a version."""
         path = Path(path) if path else DEFAULT_CHECKPOINT
         dev = pick_device(device)
         model, vocab, payload = load_checkpoint(path, map_location=dev)
         version = payload.get("extra", {}).get("version") or f"{path.stem}-{file_sha256(path)[:12]}"
-        return cls(model, vocab, payload, device=dev, version=version)
+        return cls(model, vocab, payload, device=dev, version=version, int8_decoder=int8_decoder)
 
     @property
     def metrics(self) -> dict:
@@ -99,7 +118,7 @@ class CaptionEngine:
                 grid = torch.cat([self.model.encode(x[s : s + step]) for s in range(0, len(images), step)]).float()
             t2 = time.perf_counter()  # grid: (B, P, C)
             with self._autocast():
-                out = beam_search(self.model.decoder, grid, beam_size, max_len, keep_attention=with_attention)
+                out = beam_search(self.decoder, grid, beam_size, max_len, keep_attention=with_attention)
             t3 = time.perf_counter()
         timings = {
             "preprocess_ms": (t1 - t0) * 1e3,
@@ -115,8 +134,8 @@ class CaptionEngine:
         with torch.inference_mode(), self._lock:
             grid = grid.to(self.device)
             if beam_size > 1:
-                return beam_search(self.model.decoder, grid, beam_size, max_len)
-            return greedy(self.model.decoder, grid, max_len)
+                return beam_search(self.decoder, grid, beam_size, max_len)
+            return greedy(self.decoder, grid, max_len)
 
     def _results(self, out: Decoded, timings: dict[str, float], with_attention: bool) -> list[CaptionResult]:
         results = []
@@ -133,3 +152,19 @@ class CaptionEngine:
                 CaptionResult(detokenize(words), words, logps, confidence, attention, dict(timings))
             )
         return results
+
+
+def int8_available() -> bool:
+    return hasattr(torch, "ao") and torch.backends.quantized.engine in ("x86", "fbgemm", "qnnpack", "onednn")
+
+
+def quantize_decoder(decoder: torch.nn.Module) -> torch.nn.Module:
+    """A copy of the decoder with int8 dynamically quantised Linear and LSTMCell layers (CPU only)."""
+    import copy
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao
+        return torch.ao.quantization.quantize_dynamic(
+            copy.deepcopy(decoder).eval(), {torch.nn.Linear, torch.nn.LSTMCell}, dtype=torch.qint8
+        )

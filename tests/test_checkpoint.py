@@ -89,3 +89,20 @@ def test_engine_captions_a_batch_with_confidence_and_timings(tmp_path, vocab):
     solo = engine.caption(images()[1:2], beam_size=3)[0]
     assert solo.tokens == results[1].tokens
     assert engine.caption([]) == []
+
+
+def test_cpu_engine_decodes_with_int8_weights_that_track_the_float_model(tmp_path, vocab):
+    path = save_checkpoint(tmp_path / "m.pt", tiny_model(vocab), vocab)
+    fp = CaptionEngine.load(path, device="cpu", int8_decoder=False)
+    q = CaptionEngine.load(path, device="cpu")  # CPU default: int8 decoder
+    assert q.int8_decoder and not fp.int8_decoder
+    assert any("quantized" in type(m).__module__ for m in q.decoder.modules())
+    assert not any("quantized" in type(m).__module__ for m in q.model.decoder.modules()), "the float model is kept"
+    with torch.inference_mode():
+        grid = fp.model.encode(torch.randn(3, 3, 224, 224))
+        tokens = torch.tensor([4, 5, 6])
+        ref, _, _ = fp.decoder.step(tokens, fp.decoder.init_state(grid))
+        got, _, _ = q.decoder.step(tokens, q.decoder.init_state(grid))
+    assert (got - ref).abs().max() <= 0.05 * ref.abs().max() + 1e-3
+    for r in q.caption(images(), beam_size=3):
+        assert 0.0 < r.confidence <= 1.0 and len(r.token_logprobs) == len(r.tokens) + 1

@@ -25,17 +25,25 @@ def grids(n, seed=1):
     return torch.randn(n, 49, 1280, generator=g)
 
 
-@pytest.mark.parametrize("attention", [True, False])
-def test_batched_decoding_equals_one_image_at_a_time(attention):
-    dec, g = make_decoder(attention), grids(6)
+@pytest.mark.parametrize(("attention", "n", "end_bias"), [(True, 6, 0.0), (False, 6, 0.0), (True, 24, 0.9)])
+def test_batched_decoding_equals_one_image_at_a_time(attention, n, end_bias):
+    # Beam search drops images whose hypotheses have all ended from the batch: results must not change.
+    dec, g = make_decoder(attention), grids(n)
+    with torch.no_grad():
+        dec.out.bias[END_ID] += end_bias  # > 0: captions end at different steps
     for decode in (lambda x: greedy(dec, x, 12), lambda x: beam_search(dec, x, 3, 12)):
         batch = decode(g)
-        for i in range(6):
+        if end_bias:
+            assert len(set(batch.lengths.tolist())) > 2, "captions of several lengths, so images leave early"
+        for i in range(n):
             single = decode(g[i : i + 1])
-            n = int(single.lengths[0])
-            assert int(batch.lengths[i]) == n
-            assert torch.equal(batch.tokens[i, :n], single.tokens[0, :n])
+            k = int(single.lengths[0])
+            assert int(batch.lengths[i]) == k
+            assert torch.equal(batch.tokens[i, :k], single.tokens[0, :k])
             assert torch.allclose(batch.scores[i], single.scores[0], atol=1e-4)
+            assert torch.allclose(batch.token_logprobs[i, :k], single.token_logprobs[0, :k], atol=1e-4)
+            if attention:
+                assert torch.allclose(batch.alphas[i, :k], single.alphas[0, :k], atol=1e-5)
 
 
 @pytest.mark.parametrize("seed", range(5))
