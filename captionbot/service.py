@@ -275,29 +275,35 @@ class CaptionService:
             METRICS.rejections.labels(reason=RejectReason.BAD_IMAGE.value).inc()
             return Rejected(RejectReason.BAD_IMAGE, exc.user_message, None)
 
-        async with self.session_factory() as session:
+        # One session for the admission checks, the inserts and the queue position: each session and
+        # each round trip to the database is a noticeable share of a request's cost under load.
+        async with self.session_factory.begin() as session:
             pending = await q.count_pending(session)
             user = await q.get_user(session, platform=platform, platform_user_id=platform_user_id)
             user_pending = await q.count_pending_for_user(session, user_id=user.id) if user else 0
-        per_request = self._throughput.seconds_per_request()
-        if pending >= self.settings.queue_max_pending:
-            self.bucket.give_back(user_key)
-            retry = estimate_queue_wait(pending - self.settings.queue_max_pending + 1, seconds_per_request=per_request)
-            return self._reject(RejectReason.QUEUE_FULL, retry, busy_message(retry))
-        if user_pending >= self.settings.user_max_pending:
-            self.bucket.give_back(user_key)
-            retry = estimate_queue_wait(pending, seconds_per_request=per_request)
-            return self._reject(
-                RejectReason.TOO_MANY_PENDING, retry,
-                f"I'm still working on your last {user_pending} photos \N{EM DASH} "
-                f"please send more in about {retry} s.",
-            )
+            per_request = self._throughput.seconds_per_request()
+            if pending >= self.settings.queue_max_pending:
+                self.bucket.give_back(user_key)
+                retry = estimate_queue_wait(
+                    pending - self.settings.queue_max_pending + 1, seconds_per_request=per_request
+                )
+                return self._reject(RejectReason.QUEUE_FULL, retry, busy_message(retry))
+            if user_pending >= self.settings.user_max_pending:
+                self.bucket.give_back(user_key)
+                retry = estimate_queue_wait(pending, seconds_per_request=per_request)
+                return self._reject(
+                    RejectReason.TOO_MANY_PENDING, retry,
+                    f"I'm still working on your last {user_pending} photos \N{EM DASH} "
+                    f"please send more in about {retry} s.",
+                )
 
-        await self.image_store.aput(image_bytes)
-        async with self.session_factory.begin() as session:
-            user = await q.get_or_create_user(
-                session, platform=platform, platform_user_id=platform_user_id, display_name=display_name
-            )
+            await self.image_store.aput(image_bytes)
+            if user is None:
+                user = await q.get_or_create_user(
+                    session, platform=platform, platform_user_id=platform_user_id, display_name=display_name
+                )
+            elif display_name is not None and user.display_name != display_name:
+                user.display_name = display_name  # same as get_or_create_user, without its two queries
             chat = await q.get_or_create_chat(
                 session, platform=platform, platform_chat_id=platform_chat_id, kind=chat_kind
             )
@@ -310,13 +316,13 @@ class CaptionService:
                 source_message_id=source_message_id, reply_context=reply_context or {},
             )
             public_id = req.public_id
+            position = await q.queue_position(session, request_id=req.id)
         try:
             await self.queues.enqueue_caption(CaptionJob(request_id=public_id, image_sha256=info.sha256))
         except QueueUnavailableError:
             # Stored and queued in the DB: a worker's recovery sweep will pick it up.
             METRICS.failures.labels(kind="enqueue_error").inc()
             log.warning("request %s stored but not enqueued (broker down); recovery will enqueue it", public_id)
-        position = await self.queue_position(public_id)
         return Submitted(public_id, position if position is not None else 0)
 
     @staticmethod
@@ -352,15 +358,14 @@ class CaptionService:
     async def deliver(self, request_id: str) -> bool:
         """Send request ``request_id``'s result through its platform's handler, at most once
         (see the module docstring). True when this call sent it."""
-        async with self.session_factory() as session:
+        async with self.session_factory.begin() as session:  # the look-up and the claim: one session
             req = await q.get_request_by_public_id(session, public_id=request_id)
-        if req is None or req.status not in (RequestStatus.DONE, RequestStatus.FAILED):
-            return False
-        handler = self._handlers.get(req.platform)
-        if handler is None:
-            log.debug("no delivery handler for %s in this process; leaving %s", req.platform, request_id)
-            return False
-        async with self.session_factory.begin() as session:
+            if req is None or req.status not in (RequestStatus.DONE, RequestStatus.FAILED):
+                return False
+            handler = self._handlers.get(req.platform)
+            if handler is None:
+                log.debug("no delivery handler for %s in this process; leaving %s", req.platform, request_id)
+                return False
             claimed = await q.claim_delivery(
                 session, request_id=req.id, lease=timedelta(seconds=self.delivery_lease_s)
             )

@@ -139,6 +139,10 @@ class CaptionWorker:
         self.batcher: MicroBatcher[PILImage.Image, Captioned] = MicroBatcher(
             self._run_batch, max_size=options.batch_size, max_wait=options.batch_wait_ms / 1000
         )
+        # A batch's results arrive together: store them in one transaction instead of one each.
+        self.completer: MicroBatcher[tuple[rq.ClaimedJob, Captioned], bool] = MicroBatcher(
+            self._store_results, max_size=4 * options.batch_size, max_wait=0
+        )
         self.model: LoadedModel | None = None
         self._pending_load: asyncio.Task[LoadedModel] | None = None
         self._last_reload_check = 0.0
@@ -165,6 +169,7 @@ class CaptionWorker:
                  self.options.batch_wait_ms, self.queues.describe())
         self._stopping = False
         self.batcher.start()
+        self.completer.start()
 
     async def start_recovery(self) -> None:
         """Re-enqueue work left by dead processes now (memory://: all pending work), then every
@@ -176,6 +181,7 @@ class CaptionWorker:
         """Finish the batch in flight; release and put back the jobs still waiting for a batch."""
         self._stopping = True
         await self.batcher.stop()
+        await self.completer.stop()
         tasks = [*self._background, *([self._pending_load] if self._pending_load else [])]
         self._background, self._pending_load = [], None
         for task in tasks:
@@ -231,19 +237,48 @@ class CaptionWorker:
         await self._complete(claimed, captioned)
 
     async def _complete(self, claimed: rq.ClaimedJob, captioned: Captioned) -> None:
-        result = captioned.result
-        async with self.session_factory.begin() as session:
+        try:
+            stored = await self.completer.submit((claimed, captioned))
+        except BatcherStopped:  # stopping: store this one on its own rather than lose it
+            [stored] = await self._store_results([(claimed, captioned)], together=False)
+        if isinstance(stored, BaseException):
+            raise stored
+        if stored:
+            METRICS.captions.inc()
+        # Notify even when another worker completed it first: delivery is claimed in the DB, so a
+        # duplicate notice is harmless, and a missing one would leave the user waiting.
+        await self._notify(claimed.public_id)
+
+    async def _store_results(
+        self, items: list[tuple[rq.ClaimedJob, Captioned]], *, together: bool = True
+    ) -> list[bool | BaseException]:
+        """Store captions (True: this call stored it; False: the request no longer takes one). One
+        transaction for all; if that fails, one each, so one bad row can't sink the others."""
+
+        async def store(session: AsyncSession, claimed: rq.ClaimedJob, captioned: Captioned) -> bool:
+            result = captioned.result
             caption = await q.complete_request(
                 session, request_id=claimed.id, text=result.text, confidence=float(result.confidence),
                 model_version_id=captioned.model.version_id,
                 decoding={"beam_size": self.options.beam_size, "max_len": captioned.model.engine.cfg.max_len},
                 latency_ms=captioned.batch_ms,
             )
-        if caption is not None:
-            METRICS.captions.inc()
-        # Notify even when another worker completed it first: delivery is claimed in the DB, so a
-        # duplicate notice is harmless, and a missing one would leave the user waiting.
-        await self._notify(claimed.public_id)
+            return caption is not None
+
+        if together and len(items) > 1:
+            try:
+                async with self.session_factory.begin() as session:
+                    return [await store(session, claimed, captioned) for claimed, captioned in items]
+            except Exception:
+                log.warning("storing %d captions together failed; storing them one by one", len(items), exc_info=True)
+        out: list[bool | BaseException] = []
+        for claimed, captioned in items:
+            try:
+                async with self.session_factory.begin() as session:
+                    out.append(await store(session, claimed, captioned))
+            except Exception as exc:
+                out.append(exc)
+        return out
 
     async def _fail(
         self, claimed: rq.ClaimedJob, code: str, user_message: str, *, retry: bool, job: CaptionJob | None = None

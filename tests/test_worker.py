@@ -213,3 +213,52 @@ async def test_a_worker_restart_recovers_requests_left_queued(backend, tmp_path)
         await rec.wait_for(1, within=20)
         assert rec.calls[sub.request_id] == 1
         await until(lambda: is_delivered(stack2, sub.request_id))
+
+
+async def test_a_batch_of_captions_is_stored_together_and_a_bad_one_fails_alone(backend, tmp_path):
+    from captioner.inference import CaptionResult
+    from captioner.worker import Captioned
+
+    rec = DeliveryRecorder()
+    async with open_pipeline(make_settings(tmp_path, backend), recorder=rec) as stack:
+        worker = stack.worker
+        subs = [await submit(stack, png_bytes(c)) for c in ("red", "green", "blue")]
+        await rec.wait_for(3)
+        async with stack.session_factory.begin() as session:  # three requests running again, results to store
+            rows = [await queries.get_request_by_public_id(session, public_id=s.request_id) for s in subs]
+            for row in rows:
+                row.status, row.delivered_at = RequestStatus.RUNNING, None
+                await session.execute(Caption.__table__.delete().where(Caption.request_id == row.id))
+        from captionbot.storage.requests import ClaimedJob
+
+        claimed = [ClaimedJob(r.id, r.public_id, "0" * 64, 1, r.created_at) for r in rows]
+
+        def result(text):
+            return Captioned(CaptionResult(text, ["x"], [0.0], 0.5), worker.model, 5)
+
+        commits = []
+        from sqlalchemy import event
+
+        sync_engine = stack.session_factory.kw["bind"].sync_engine
+
+        def on_commit(conn) -> None:
+            commits.append(1)
+
+        event.listen(sync_engine, "commit", on_commit)
+        try:
+            batch = [result("one"), result("two"), result("three")]
+            stored = await worker._store_results(list(zip(claimed, batch, strict=True)))
+            assert stored == [True, True, True] and len(commits) == 1, "three captions, one transaction"
+            for row in rows:  # make them take a result again
+                async with stack.session_factory.begin() as session:
+                    r = await session.get(CaptionRequest, row.id)
+                    r.status = RequestStatus.RUNNING
+                    await session.execute(Caption.__table__.delete().where(Caption.request_id == row.id))
+            batch = [result("ok"), result(None), result("fine")]  # no text: the database refuses that row
+            out = await worker._store_results(list(zip(claimed, batch, strict=True)))
+        finally:
+            event.remove(sync_engine, "commit", on_commit)
+        assert out[0] is True and out[2] is True and isinstance(out[1], Exception)
+        async with stack.session_factory() as session:
+            texts = {c.request_id: c.text for c in (await session.scalars(select(Caption))).all()}
+        assert texts == {rows[0].id: "ok", rows[2].id: "fine"}
