@@ -100,6 +100,10 @@ class WorkerOptions:
         return cls(**values)
 
 
+class ModelFileChangedError(RuntimeError):
+    """A promoted model's file is not the file that was registered."""
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     engine: CaptionEngine
@@ -147,6 +151,7 @@ class CaptionWorker:
         self._pending_load: asyncio.Task[LoadedModel] | None = None
         self._last_reload_check = 0.0
         self._failed_version_id: int | None = None
+        self._pending_version_id: int | None = None
         self._stopping = False
         self._background: list[asyncio.Task[Any]] = []
         # Jobs being worked on at once: the batch running plus the next one filling. Later jobs wait
@@ -367,7 +372,7 @@ class CaptionWorker:
             promoted = await q.current_model_version(session)
         if promoted is not None:
             try:
-                return await self._load(promoted.id, promoted.name, Path(promoted.path))
+                return await self._load(promoted.id, promoted.name, Path(promoted.path), promoted.sha256)
             except Exception:
                 log.exception("promoted model %s (%s) failed to load; using %s", promoted.name, promoted.path,
                               self.model_path)
@@ -386,7 +391,15 @@ class CaptionWorker:
                 )
         return LoadedModel(engine, version.id, version.name)
 
-    async def _load(self, version_id: int, name: str, path: Path) -> LoadedModel:
+    async def _load(self, version_id: int, name: str, path: Path, sha256: str | None = None) -> LoadedModel:
+        """Load a registered version; a file whose sha256 differs from the registered one (replaced or
+        corrupted since it was promoted) is refused, so captions never name a model that didn't write them."""
+        if sha256:
+            actual = await asyncio.to_thread(file_sha256, path)
+            if actual != sha256:
+                raise ModelFileChangedError(
+                    f"{path} has sha256 {actual[:12]}…, but {name} was registered as {sha256[:12]}…"
+                )
         engine = await asyncio.to_thread(self._load_engine, path)
         return LoadedModel(engine, version_id, name)
 
@@ -408,7 +421,10 @@ class CaptionWorker:
             current = self.model.version_id if self.model else None
             if promoted is not None and promoted.id not in (current, self._failed_version_id):
                 log.info("model %s was promoted; loading it in the background", promoted.name)
-                self._pending_load = asyncio.create_task(self._load(promoted.id, promoted.name, Path(promoted.path)))
+                self._pending_version_id = promoted.id
+                self._pending_load = asyncio.create_task(
+                    self._load(promoted.id, promoted.name, Path(promoted.path), promoted.sha256)
+                )
         if wait and self._pending_load is not None:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._pending_load)
@@ -423,7 +439,9 @@ class CaptionWorker:
         try:
             loaded = task.result()
         except Exception as exc:
-            log.error("loading the promoted model failed (%s); keeping %s", type(exc).__name__, self.model_version)
+            log.error("loading the promoted model failed (%s: %s); keeping %s", type(exc).__name__, exc,
+                      self.model_version)
+            self._failed_version_id = self._pending_version_id  # not again until another is promoted
             return False
         old, self.model = self.model_version, loaded
         METRICS.model_reloads.inc()

@@ -198,6 +198,27 @@ async def test_hot_reload_switches_models_between_batches(backend, tmp_path):
         assert names == {first.request_id: "tiny-v1", second.request_id: "tiny-v2"}
 
 
+async def test_a_promoted_model_whose_file_changed_is_refused(backend, tmp_path):
+    from captioner.checkpoint import file_sha256
+
+    v1 = make_tiny_checkpoint(tmp_path / "v1.pt", version="tiny-v1", seed=0)
+    v2 = make_tiny_checkpoint(tmp_path / "v2.pt", version="tiny-v2", seed=1)
+    registered = file_sha256(v2)
+    make_tiny_checkpoint(tmp_path / "v2.pt", version="tiny-v3", seed=2)  # the file is replaced after registering
+    rec = DeliveryRecorder()
+    async with open_pipeline(make_settings(tmp_path, backend, model_path=v1), recorder=rec) as stack:
+        async with stack.session_factory.begin() as session:
+            version = await queries.register_model_version(session, name="tiny-v2", path=str(v2), sha256=registered)
+            await queries.promote_model_version(session, model_version_id=version.id)
+        assert not await stack.worker.reload_if_promoted_changed(wait=True)
+        assert stack.worker.model_version == "tiny-v1"  # keeps serving what it had
+        await stack.worker.reload_if_promoted_changed(force_check=True)
+        assert stack.worker._pending_load is None, "a refused version is not loaded again and again"
+        sub = await submit(stack, png_bytes("red"))
+        await rec.wait_for(1)
+        assert rec.deliveries[0].request_id == sub.request_id and rec.deliveries[0].model_version == "tiny-v1"
+
+
 async def test_a_worker_restart_recovers_requests_left_queued(backend, tmp_path):
     """Requests stored while no worker consumed them (e.g. the memory queue died with its process)
     are found and captioned by the next worker's start-up recovery."""
