@@ -254,18 +254,15 @@ class CaptionService:
         image_bytes: bytes,
         source_message_id: str | int | None,
         reply_context: dict[str, Any] | None = None,
+        reserved: bool = False,
     ) -> Submitted | Rejected:
-        """Validate, store and queue a photo; or say (politely, with a retry time) why not."""
+        """Validate, store and queue a photo; or say (politely, with a retry time) why not.
+        ``reserved``: the caller already took the rate-limit token with :meth:`reserve`."""
         platform, chat_kind = Platform(platform), ChatKind(chat_kind)
         user_key = (platform, str(platform_user_id))
-        wait = self.bucket.take(user_key)
+        wait = 0.0 if reserved else self.bucket.take(user_key)
         if wait > 0:
-            return self._reject(
-                RejectReason.RATE_LIMITED,
-                retry := retry_after_seconds(wait),
-                f"You're sending photos faster than I can look at them \N{EM DASH} "
-                f"please try again in {retry} s.",
-            )
+            return self._rate_limited(wait)
         try:
             info = await asyncio.to_thread(
                 inspect_image, image_bytes, max_bytes=self.settings.max_image_bytes,
@@ -324,6 +321,23 @@ class CaptionService:
             METRICS.failures.labels(kind="enqueue_error").inc()
             log.warning("request %s stored but not enqueued (broker down); recovery will enqueue it", public_id)
         return Submitted(public_id, position if position is not None else 0)
+
+    def reserve(self, *, platform: Platform | str, platform_user_id: str | int) -> Rejected | None:
+        """Take the user's rate-limit token now, before downloading the photo, so a flood costs no
+        bandwidth: a refusal, or None and ``submit(..., reserved=True)`` takes no second token. A
+        photo that never reaches ``submit`` (its download failed) gets it back with :meth:`unreserve`."""
+        wait = self.bucket.take((Platform(platform), str(platform_user_id)))
+        return self._rate_limited(wait) if wait > 0 else None
+
+    def unreserve(self, *, platform: Platform | str, platform_user_id: str | int) -> None:
+        self.bucket.give_back((Platform(platform), str(platform_user_id)))
+
+    def _rate_limited(self, wait: float) -> Rejected:
+        retry = retry_after_seconds(wait)
+        return self._reject(
+            RejectReason.RATE_LIMITED, retry,
+            f"You're sending photos faster than I can look at them \N{EM DASH} please try again in {retry} s.",
+        )
 
     @staticmethod
     def _reject(reason: RejectReason, retry_after: int, message: str) -> Rejected:

@@ -74,6 +74,16 @@ async def test_rate_limit_rejects_with_retry_after_then_recovers(backend, tmp_pa
         assert isinstance(other_user, Submitted)  # buckets are per user
         clock.t += 10
         assert isinstance(await submit(stack), Submitted)
+        # Bots reserve the token before downloading; a failed download gives it back.
+        clock.t += 10
+        assert stack.service.reserve(platform="telegram", platform_user_id="7") is None
+        assert stack.service.reserve(platform="telegram", platform_user_id="7").retry_after == 10
+        stack.service.unreserve(platform="telegram", platform_user_id="7")
+        assert stack.service.reserve(platform="telegram", platform_user_id="7") is None
+        assert isinstance(await stack.service.submit(
+            platform="telegram", platform_chat_id="42", chat_kind="private", platform_user_id="7", display_name=None,
+            image_bytes=png_bytes(), source_message_id=None, reserved=True,
+        ), Submitted), "a reserved photo is not charged twice"
 
 
 async def test_pending_caps_reject_with_retry_after(backend, tmp_path):

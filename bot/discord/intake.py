@@ -145,9 +145,14 @@ class Intake:
         out = Outcome(total=total, footer=" ".join(footer_parts) or None)
         try:
             for index, image in enumerate(found.images):
+                limited = self.service.reserve(platform=PLATFORM, platform_user_id=user.id)
+                if limited is not None:  # refused before downloading: a flood costs no bandwidth
+                    out.notes[index] = limited.message
+                    continue
                 try:
                     data = await image.read()
                 except (discord.HTTPException, OSError, TimeoutError):
+                    self.service.unreserve(platform=PLATFORM, platform_user_id=user.id)
                     log.info("download of an image failed (%s)", ctx.group)
                     out.notes[index] = texts.DOWNLOAD_FAILED
                     continue
@@ -155,7 +160,7 @@ class Intake:
                     platform=PLATFORM, platform_chat_id=ctx.channel_id, chat_kind="guild" if in_guild else "dm",
                     platform_user_id=user.id, display_name=user.display_name, image_bytes=data,
                     source_message_id=source_message_id,
-                    reply_context=replace(ctx, index=index, total=total).to_json(),
+                    reply_context=replace(ctx, index=index, total=total).to_json(), reserved=True,
                 )
                 if isinstance(result, Rejected):
                     out.notes[index] = result.message

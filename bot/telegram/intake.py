@@ -45,18 +45,26 @@ async def caption_photo(
     if ref is None:
         await answer_to.reply_text(texts.CAPTION_USAGE, do_quote=True)
         return
+    limited = d.service.reserve(platform=PLATFORM, platform_user_id=requester.id)
+    if limited is not None:  # refused before downloading: a flood costs us no bandwidth
+        await answer_to.reply_text(limited.message, do_quote=True)
+        return
     thread_id = topic_id(source)
     pending = d.progress.begin(
         chat_id=source.chat_id, message_id=source.message_id, thread_id=thread_id, album=source.media_group_id
     )
     try:
         async with d.downloads:
-            data = await media.download(context.bot, ref, limit=d.config.max_download_bytes)
+            try:
+                data = await media.download(context.bot, ref, limit=d.config.max_download_bytes)
+            except BaseException:
+                d.service.unreserve(platform=PLATFORM, platform_user_id=requester.id)
+                raise
         outcome = await d.service.submit(
             platform=PLATFORM, platform_chat_id=source.chat_id, chat_kind=chat_kind(source.chat),
             platform_user_id=requester.id, display_name=requester.full_name, image_bytes=data,
             source_message_id=source.message_id,
-            reply_context={"thread_id": thread_id, "album": source.media_group_id},
+            reply_context={"thread_id": thread_id, "album": source.media_group_id}, reserved=True,
         )
     except media.MediaProblem as exc:
         d.progress.finish(pending)

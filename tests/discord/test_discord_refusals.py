@@ -61,13 +61,14 @@ async def test_corrupt_image_replaces_the_thinking_message_with_the_reason(world
 
 
 @pytest.mark.discord_settings(user_burst=2, user_rate_per_minute=2)
-async def test_flood_is_told_when_to_try_again(world, env):
+async def test_flood_is_told_when_to_try_again(world, env, downloads):
     for color in ("red", "blue"):
         ok = await world.alice.slash(world.channel, "caption", image=("a.png", png_bytes(color)))
         assert ok.response.components  # a caption with buttons
     flood = await world.alice.slash(world.channel, "caption", image=("a.png", png_bytes("green")))
     assert re.fullmatch(r"You're sending photos faster than I can look at them — please try again in \d+ s\.",
                         flood.response.content)
+    assert len(downloads) == 2, "the refused photo was never downloaded"
     other = await world.bob.slash(world.channel, "caption", image=("b.png", png_bytes("green")))
     assert other.response.components  # limits are per user
     assert len(await statuses(world)) == 3

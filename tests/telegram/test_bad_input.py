@@ -77,6 +77,8 @@ async def test_a_flood_of_photos_gets_busy_answers_with_a_retry_time(fake, tmp_p
         busy = [r for r in replies if "try again in" in r["text"]]
         assert len(busy) == 2
         assert all(r["text"].endswith(" s.") for r in busy)
+        # Refused before downloading: only the two accepted photos were fetched from Telegram.
+        assert len(fake.calls_of("<download>")) == 2
         captions = [p for p in photos if p["message_id"] not in
                     {r["reply_to_message"]["message_id"] for r in busy}]
         for photo in captions:
