@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(16, ge=1, description="Most photos captioned in one batch.")
     batch_wait_ms: int = Field(50, ge=0, description="How long the worker waits to fill a batch.")
     beam_size: int = Field(3, ge=1, description="Beam width for caption decoding (1 = greedy).")
+    cpu_int8_decoder: bool = Field(
+        True, description="On a CPU, decode with int8 weights (~1.5x faster; see docs/benchmarks.md for quality)."
+    )
 
     # --- operations ------------------------------------------------------------------------------
     metrics_port: int = Field(9108, ge=0, le=65535, description="Port for /metrics and /healthz (0 = off).")

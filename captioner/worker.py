@@ -132,13 +132,16 @@ class CaptionWorker:
         device: str = "auto",
         engine_loader: EngineLoader | None = None,
         clock: Callable[[], datetime] = utcnow,
+        int8_decoder: bool = True,
     ) -> None:
         self.options = options
         self.session_factory = session_factory
         self.image_store = image_store
         self.queues = queues
         self.model_path = Path(model_path) if model_path else DEFAULT_CHECKPOINT
-        self._load_engine: EngineLoader = engine_loader or (lambda p: CaptionEngine.load(p, device=device))
+        self._load_engine: EngineLoader = engine_loader or (
+            lambda p: CaptionEngine.load(p, device=device, int8_decoder=int8_decoder)
+        )
         self.clock = clock
         self.batcher: MicroBatcher[PILImage.Image, Captioned] = MicroBatcher(
             self._run_batch, max_size=options.batch_size, max_wait=options.batch_wait_ms / 1000
