@@ -99,3 +99,15 @@ def test_mirrored_views_swap_left_and_right_and_pick_mirrored_grids(tmp_path):
     picked = data.grid(np.array([2, 0]), mirrored=[True, False])
     assert picked[0].eq(1).all() and picked[1].eq(0).all()
     assert data.grid(np.array([2, 0])).eq(0).all()  # evaluation never sees mirrored grids
+
+
+def test_scst_reward_counts_the_caption_end_so_cut_off_captions_lose():
+    from training.metrics import CiderD
+    from training.scst import with_eos
+
+    refs = {0: ["A dog runs on the grass.", "a brown dog is running through the grass"], 1: ["a man rides a bike"]}
+    cider = CiderD({k: [" ".join(w) for w in with_eos(v)] for k, v in refs.items()}, tokenize=False)
+    whole, cut = cider.score_keys(with_eos(["a dog runs on the grass", "a dog runs on the"]), [0, 0])
+    plain = CiderD(refs)
+    plain_whole, plain_cut = plain.score_keys(["a dog runs on the grass", "a dog runs on the"], [0, 0])
+    assert whole > cut and (whole - cut) / whole > (plain_whole - plain_cut) / plain_whole

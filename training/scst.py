@@ -3,6 +3,10 @@
 For each image K captions are sampled; each sample's reward is its CIDEr-D against the image's
 references, minus a baseline (the mean reward of the image's other samples, or the greedy caption's
 reward), so only captions better than the model's usual output are reinforced.
+
+Rewards count an end-of-caption token as a word (appended to candidates and references), as in
+Luo's self-critical.pytorch: otherwise a caption cut off after "... in front of a" loses almost no
+reward for its broken ending, and SCST learns such endings.
 """
 
 from __future__ import annotations
@@ -15,13 +19,21 @@ from captioner.decoding import greedy, sample
 from captioner.model import Captioner
 from captioner.vocab import PAD_ID
 from training.data import TrainingData
-from training.metrics import CiderD
+from training.metrics import CiderD, ptb_tokenize_lines
+
+EOS = "<eos>"
+
+
+def with_eos(texts: list[str]) -> list[list[str]]:
+    """PTB-tokenised captions, each ending with the end-of-caption token."""
+    return [words + [EOS] for words in ptb_tokenize_lines(texts)]
 
 
 def train_cider(data: TrainingData) -> CiderD:
     """CIDEr-D whose document frequencies come from the training references (keyed by train index)."""
     refs = data.splits["train"].references
-    return CiderD({i: caps for i, caps in enumerate(refs)})
+    flat = iter(" ".join(words) for words in with_eos([c for caps in refs for c in caps]))
+    return CiderD({i: [next(flat) for _ in caps] for i, caps in enumerate(refs)}, tokenize=False)
 
 
 def scst_epoch(
@@ -48,13 +60,14 @@ def scst_epoch(
         model.train()
         dec = sample(model.decoder, grid.repeat_interleave(K, dim=0), model.cfg.max_len)  # b*K samples
         texts = [vocab.decode(seq.tolist()) for seq in dec.tokens]
-        rewards = torch.from_numpy(cider.score_keys(texts, keys)).float().view(-1, K)  # (b, K)
+        rewards = torch.from_numpy(cider.score_keys(with_eos(texts), keys)).float().view(-1, K)  # (b, K)
         if tc.scst_baseline == "greedy":
             model.eval()
             with torch.no_grad():
                 g = greedy(model.decoder, grid, model.cfg.max_len)
             base_texts = [vocab.decode(seq.tolist()) for seq in g.tokens]
-            baseline = torch.from_numpy(cider.score_keys(base_texts, [int(i) for i in idx])).float()[:, None]
+            base_rewards = cider.score_keys(with_eos(base_texts), [int(i) for i in idx])
+            baseline = torch.from_numpy(base_rewards).float()[:, None]
             model.train()
         else:  # mean of the image's other samples: no extra decoding needed
             baseline = (rewards.sum(1, keepdim=True) - rewards) / (K - 1)
