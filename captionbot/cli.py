@@ -111,6 +111,10 @@ def train(
     scst_lr: Annotated[float, typer.Option()] = 5e-5,
     scst_evals_per_epoch: Annotated[int, typer.Option(help="Dev CIDEr-D checks per SCST epoch")] = 4,
     hflip: Annotated[bool, typer.Option(help="Augment with mirrored photos (left/right swapped)")] = True,
+    finetune_encoder_from: Annotated[
+        int, typer.Option(help="XE epoch from which the CNN trains too (0 = never; meant for a GPU)")
+    ] = 0,
+    encoder_lr: Annotated[float, typer.Option(help="Learning rate of the CNN when fine-tuned")] = 1e-4,
     threads: Annotated[int, typer.Option(help="torch CPU threads (0 = torch's default)")] = 0,
     patience: Annotated[int, typer.Option()] = 4,
     attention: Annotated[bool, typer.Option(help="--no-attention trains the plain CNN+LSTM baseline")] = True,
@@ -137,6 +141,7 @@ def train(
         data=data, out=out, encoder=encoder, epochs=epochs, scst_epochs=scst_epochs, batch_images=batch_images,
         lr=lr, lr_decay=lr_decay, scst_lr=scst_lr, threads=threads, patience=patience, attention=attention,
         hidden_dim=hidden_dim, min_count=min_count, seed=seed, scst_evals_per_epoch=scst_evals_per_epoch, hflip=hflip,
+        finetune_encoder_from=finetune_encoder_from, encoder_lr=encoder_lr,
         device=str(pick_device(device)), init_from=str(init_from) if init_from else None,
     )
     try:

@@ -111,3 +111,34 @@ def test_scst_reward_counts_the_caption_end_so_cut_off_captions_lose():
     plain = CiderD(refs)
     plain_whole, plain_cut = plain.score_keys(["a dog runs on the grass", "a dog runs on the"], [0, 0])
     assert whole > cut and (whole - cut) / whole > (plain_whole - plain_cut) / plain_whole
+
+
+def test_encoder_fine_tuning_trains_the_cnn_only_when_asked(tmp_path):
+    import torch
+
+    from captioner.checkpoint import load_checkpoint
+    from training.train import build_model, set_seed
+
+    root = make_shapes_dataset(tmp_path / "data", n_train=64, n_dev=16, n_test=8, seed=3)
+
+    def run(name: str, finetune_from: int):
+        tc = TrainConfig(
+            data=str(root), out=str(tmp_path / name), cache_dir=str(tmp_path / "cache"), encoder="tiny_cnn",
+            pretrained=False, feature_dim=32, embed_dim=16, hidden_dim=32, attention_dim=16, epochs=2,
+            batch_images=16, min_count=1, max_len=10, seed=0, threads=1, finetune_encoder_from=finetune_from,
+            encoder_lr=1e-3,
+        )
+        best = train(tc, resume=False)
+        model, vocab, _ = load_checkpoint(best.parent / "last.pt")
+        set_seed(tc.seed)  # as train() does before building the model: the same initial weights
+        start = build_model(tc, vocab)
+        same = all(torch.equal(a, b) for a, b in zip(start.encoder.state_dict().values(),
+                                                     model.encoder.state_dict().values(), strict=True))
+        history = json.loads((best.parent / "metrics.json").read_text())
+        return same, history
+
+    frozen_same, _ = run("frozen", 0)
+    tuned_same, history = run("tuned", 2)
+    assert frozen_same, "without fine-tuning the encoder keeps its weights"
+    assert not tuned_same, "epoch 2 fine-tuned the encoder"
+    assert [h["epoch"] for h in history] == [1, 2] and all(h["dev"]["CIDEr-D"] >= 0 for h in history)

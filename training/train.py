@@ -23,6 +23,7 @@ from captioner.vocab import Vocabulary
 from training.data import TrainingData, pad_batch, prepare
 from training.datasets import load_dataset
 from training.evaluate import evaluate_split
+from training.finetune import live_grid, refresh_grids
 from training.plots import plot_curves
 
 
@@ -41,6 +42,10 @@ class TrainConfig:
     hidden_dim: int = 512
     attention_dim: int = 512
     dropout: float = 0.5
+    # XE epoch from which the CNN is fine-tuned too (0: never). Photos then run through the encoder every
+    # step: a GPU job (a CPU manages it, ~10x slower than cached features).
+    finetune_encoder_from: int = 0
+    encoder_lr: float = 1e-4
     hflip: bool = True  # augment: each epoch shows every photo mirrored or not, at random ("left"<->"right")
     attention: bool = True
     epochs: int = 20  # cross-entropy epochs at most
@@ -102,19 +107,35 @@ def xe_epoch(model: Captioner, data: TrainingData, opt, tc: TrainConfig, epoch: 
         uniq, inverse = torch.unique(owner_t, return_inverse=True)
         flip_of = dict(zip(idx.tolist(), mirrored.tolist(), strict=True))
         flips = [flip_of[int(i)] for i in uniq]
-        grid = data.grid(rows[uniq.numpy()], mirrored=flips).to(tc.device)  # (n_images, P, C)
+        if finetuning(tc, epoch):
+            grid = live_grid(model, data, uniq.numpy(), flips, tc.device)  # (n_images, P, C), with gradients
+        else:
+            grid = data.grid(rows[uniq.numpy()], mirrored=flips).to(tc.device)  # (n_images, P, C)
         caps, lengths = caps.to(tc.device), lengths.to(tc.device)
         logits, alphas = model.decoder(grid, caps, lengths, owner=inverse.to(tc.device))
         targets = caps[:, 1 : logits.shape[1] + 1]
         loss = caption_loss(logits, targets, alphas, lengths, tc.alpha_c)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.decoder.parameters(), tc.grad_clip)
+        torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], tc.grad_clip)
         opt.step()
         total += loss.item() * len(seqs)
         count += len(seqs)
         bar.set_postfix(loss=f"{total / count:.3f}", lr=f"{opt.param_groups[0]['lr']:.1e}")
     return total / max(count, 1)
+
+
+def finetuning(tc: TrainConfig, epoch: int) -> bool:
+    return 0 < tc.finetune_encoder_from <= epoch
+
+
+def make_optimizer(model: Captioner, tc: TrainConfig) -> torch.optim.Adam:
+    """Adam over the decoder, plus the encoder at its own (lower) rate when it is fine-tuned."""
+    groups = [{"params": list(model.decoder.parameters()), "lr": tc.lr, "base_lr": tc.lr}]
+    if tc.finetune_encoder_from > 0:
+        model.encoder.requires_grad_(True)  # built frozen (build_encoder)
+        groups.append({"params": list(model.encoder.parameters()), "lr": tc.encoder_lr, "base_lr": tc.encoder_lr})
+    return torch.optim.Adam(groups)
 
 
 def _fmt(metrics: dict) -> str:
@@ -174,6 +195,10 @@ def train(tc: TrainConfig, resume: bool = True) -> Path:
         encoder_module=model.encoder, weights_tag=_weights_tag(tc), size=model.cfg.image_size, hflip=tc.hflip,
     )
     best_cider = max((h["dev"]["CIDEr-D"] for h in tc.history), default=-1.0)
+    tuned = any(finetuning(tc, h["epoch"]) for h in tc.history if h["stage"] == "xe")
+    if tuned:  # resumed after fine-tuned epochs: the cache holds the original encoder's features
+        for split in ("train", "dev"):
+            refresh_grids(model, data, split, device=tc.device)
 
     # Stage 1: cross-entropy with early stopping on dev CIDEr-D.
     xe_done = [h for h in tc.history if h["stage"] == "xe"]
@@ -182,16 +207,20 @@ def train(tc: TrainConfig, resume: bool = True) -> Path:
     if xe_done:  # epochs since the best one, so a resumed run stops where it would have
         best_idx = max(range(len(xe_done)), key=lambda i: xe_done[i]["dev"]["CIDEr-D"])
         stale = len(xe_done) - 1 - best_idx
-    opt = torch.optim.Adam(model.decoder.parameters(), lr=tc.lr)
+    opt = make_optimizer(model, tc)
     if state and state["stage"] == "xe":
         opt.load_state_dict(state["optimizer"])
+        for g, base in zip(opt.param_groups, (tc.lr, tc.encoder_lr), strict=False):
+            g.setdefault("base_lr", base)  # runs saved before groups carried their base rate
     for epoch in range(start_epoch, tc.epochs + 1):
         if stale >= tc.patience or any(h["stage"] == "scst" for h in tc.history):
             break
         for g in opt.param_groups:
-            g["lr"] = tc.lr * tc.lr_decay ** (epoch - 1)
+            g["lr"] = g["base_lr"] * tc.lr_decay ** (epoch - 1)
         t0 = time.time()
         loss = xe_epoch(model, data, opt, tc, epoch)
+        if finetuning(tc, epoch):  # dev grids from the encoder as it is now
+            refresh_grids(model, data, "dev", device=tc.device)
         dev, _ = evaluate_split(model, vocab, data, "dev", beam_size=tc.eval_beam)
         record = {"stage": "xe", "epoch": epoch, "loss": loss, "dev": dev, "seconds": time.time() - t0}
         tc.history.append(record)
@@ -211,6 +240,9 @@ def train(tc: TrainConfig, resume: bool = True) -> Path:
         scst_done = [h for h in tc.history if h["stage"] == "scst"]
         if not (state and state["stage"] == "scst"):
             model, _, _ = load_checkpoint(best, map_location=tc.device)
+        if tc.finetune_encoder_from > 0:  # SCST trains the decoder on grids of the (fine-tuned) encoder
+            for split in ("train", "dev"):
+                refresh_grids(model, data, split, device=tc.device)
         opt = torch.optim.Adam(model.decoder.parameters(), lr=tc.scst_lr)
         if state and state["stage"] == "scst":
             opt.load_state_dict(state["optimizer"])
