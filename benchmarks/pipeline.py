@@ -42,6 +42,8 @@ class Row:
     requests: int
     seconds: float
     latencies: list[float]
+    model_seconds: float = 0.0  # time inside batched model calls (the rest is glue: DB, queue, decoding)
+    batches: int = 0
 
     @property
     def rps(self) -> float:
@@ -143,6 +145,7 @@ async def run_one(
         stack.service.register_delivery_handler("telegram", on_delivery)
 
     stack = await Stack.open(settings, "all", adapters=False, before_start=register)
+    model_s0, batches0 = _histogram_sum_count("captionbot_caption_latency_seconds")
     latencies: list[float] = []
     remaining = requests
 
@@ -166,6 +169,7 @@ async def run_one(
         t0 = time.perf_counter()
         await asyncio.gather(*(sender(i) for i in range(senders)))
         elapsed = time.perf_counter() - t0
+        model_s1, batches1 = _histogram_sum_count("captionbot_caption_latency_seconds")
     finally:
         await stack.close()
         await cleanup()
@@ -176,7 +180,17 @@ async def run_one(
                 keys = [k async for k in conn.scan_iter(match=f"*{prefix}*")]
                 if keys:
                     await conn.delete(*keys)
-    return Row(f"{mode} ({db_kind})", "on (16)" if batch_size > 1 else "off (1)", senders, requests, elapsed, latencies)
+    return Row(f"{mode} ({db_kind})", "on (16)" if batch_size > 1 else "off (1)", senders, requests, elapsed, latencies,
+               model_s1 - model_s0, int(batches1 - batches0))
+
+
+def _histogram_sum_count(name: str) -> tuple[float, float]:
+    """(sum, count) of one of the worker's Prometheus histograms, read in-process."""
+    from prometheus_client import REGISTRY
+
+    total = REGISTRY.get_sample_value(f"{name}_sum") or 0.0
+    count = REGISTRY.get_sample_value(f"{name}_count") or 0.0
+    return total, count
 
 
 def photo_set(n: int = 16) -> list[bytes]:
@@ -199,12 +213,15 @@ def photo_set(n: int = 16) -> list[bytes]:
 
 def print_table(rows: list[Row], model_label: str) -> None:
     print(f"\nmodel: {model_label}")
-    header = f"{'mode':<22} {'batching':<9} {'senders':>7} {'requests':>8} {'req/s':>8} {'p50 ms':>9} {'p95 ms':>9}"
+    header = (f"{'mode':<22} {'batching':<9} {'senders':>7} {'requests':>8} {'req/s':>8} {'p50 ms':>9} {'p95 ms':>9}"
+              f" {'batch':>6} {'model %':>8}")
     print(header)
     print("-" * len(header))
     for r in rows:
+        mean_batch = r.requests / r.batches if r.batches else float("nan")
+        busy = 100 * r.model_seconds / r.seconds if r.seconds else float("nan")
         print(f"{r.mode:<22} {r.batching:<9} {r.senders:>7} {r.requests:>8} {r.rps:>8.2f} "
-              f"{r.pct(0.5):>9.0f} {r.pct(0.95):>9.0f}")
+              f"{r.pct(0.5):>9.0f} {r.pct(0.95):>9.0f} {mean_batch:>6.1f} {busy:>8.0f}")
     if rows:
         print(f"(median of all latencies: {statistics.median(x for r in rows for x in r.latencies) * 1000:.0f} ms)")
 
