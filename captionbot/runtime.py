@@ -212,7 +212,7 @@ class Stack:
                 options=WorkerOptions.from_settings(s, self.queues, **worker_overrides),
                 session_factory=self.session_factory, image_store=self.image_store, queues=self.queues,
                 model_path=s.model_path, device=s.device, engine_loader=engine_loader,
-                int8_decoder=s.cpu_int8_decoder,
+                int8_decoder=s.cpu_int8_decoder, torch_threads=s.torch_threads,
             )
             await self.worker.start()
         if self.role in ("all", "bot"):

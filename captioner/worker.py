@@ -39,6 +39,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import torch
 from PIL import Image as PILImage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -133,7 +134,10 @@ class CaptionWorker:
         engine_loader: EngineLoader | None = None,
         clock: Callable[[], datetime] = utcnow,
         int8_decoder: bool = True,
+        torch_threads: int = 0,
     ) -> None:
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
         self.options = options
         self.session_factory = session_factory
         self.image_store = image_store
