@@ -115,7 +115,8 @@ async def make_database(kind: str, tmp: Path) -> tuple[str, Any]:
 
 
 async def run_one(
-    *, mode: str, batch_size: int, senders: int, requests: int, model: Path, tmp: Path, photos: list[bytes]
+    *, mode: str, batch_size: int, senders: int, requests: int, model: Path, tmp: Path, photos: list[bytes],
+    torch_threads: int = 0,
 ) -> Row:
     from captionbot.runtime import Stack
     from captionbot.settings import Settings
@@ -132,7 +133,7 @@ async def run_one(
         data_dir=tmp, database_url=url, broker_url=broker, image_store_dir=tmp / "images", model_path=model,
         batch_size=batch_size, batch_wait_ms=20 if batch_size > 1 else 0, beam_size=3, metrics_port=0,
         user_burst=100_000, user_rate_per_minute=1e6, user_max_pending=100_000, queue_max_pending=100_000,
-        telegram_bot_token=None, discord_bot_token=None,
+        telegram_bot_token=None, discord_bot_token=None, torch_threads=torch_threads,
     )
     waiters: dict[str, asyncio.Future[float]] = {}
 
@@ -231,8 +232,10 @@ async def main_async(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="captionbot-bench-"))
     model, label = pick_model(tmp, args.tiny)
     photos = photo_set()
-    senders = [1, 8] if args.quick else [1, 8, 32]
+    senders = args.senders or ([1, 8] if args.quick else [1, 8, 32])
     modes = ["embedded"] + (["redis"] if _reachable("127.0.0.1", 6379) else [])
+    if args.modes:
+        modes = [m for m in modes if m in args.modes]
     if not _reachable("127.0.0.1", 6379):
         print("Redis not reachable at 127.0.0.1:6379: embedded mode only")
     rows = []
@@ -241,7 +244,7 @@ async def main_async(args: argparse.Namespace) -> None:
             for n in senders:
                 requests = args.requests or (max(4, 2 * n) if args.quick else max(32, 4 * n))
                 row = await run_one(mode=mode, batch_size=batch, senders=n, requests=requests, model=model,
-                                    tmp=tmp, photos=photos)
+                                    tmp=tmp, photos=photos, torch_threads=args.torch_threads)
                 rows.append(row)
                 print(f"  {row.mode} batching {row.batching} senders {n}: {row.rps:.2f} req/s", flush=True)
     print_table(rows, label)
@@ -252,6 +255,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="few requests, senders 1 and 8")
     parser.add_argument("--tiny", action="store_true", help="use the tiny test model (smoke run)")
     parser.add_argument("--requests", type=int, default=0, help="requests per configuration")
+    parser.add_argument("--torch-threads", type=int, default=0, help="model threads (0 = torch's default)")
+    parser.add_argument("--senders", type=int, nargs="+", help="concurrency levels (default 1 8 32)")
+    parser.add_argument("--modes", nargs="+", choices=["embedded", "redis"], help="default: both")
     asyncio.run(main_async(parser.parse_args()))
 
 
