@@ -226,8 +226,12 @@ class CaptionWorker:
             return
         try:
             data = await self.image_store.aread(claimed.image_sha256)
+            # Decoded and squashed to the model's input size here, in this job's own thread, so the
+            # batch's model call doesn't resize photos one after another (and big JPEGs decode faster).
+            size = self.model.engine.cfg.image_size if self.model else None
             image = await asyncio.to_thread(
-                load_image, data, max_bytes=self.options.max_image_bytes, max_pixels=self.options.max_pixels
+                load_image, data, max_bytes=self.options.max_image_bytes, max_pixels=self.options.max_pixels,
+                squash_to=size,
             )
         except FileNotFoundError:
             await self._fail(claimed, "missing_image", USER_MESSAGES["missing_image"], retry=False)

@@ -492,3 +492,36 @@ def test_module_imports_neither_torch_nor_numpy():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------------------- squash for the model
+
+
+def test_squash_to_decodes_a_big_jpeg_at_reduced_scale_upright_and_like_a_full_decode():
+    # 1600x800 photo stored sideways (orientation 6): left half red, right half blue, top rows green.
+    im = Image.new("RGB", (1600, 800), RED)
+    im.paste(BLUE, (800, 0, 1600, 800))
+    im.paste(GREEN, (0, 0, 1600, 160))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encode(im, "JPEG", exif=exif.tobytes(), quality=95)
+
+    opened = Image.open(io.BytesIO(data))
+    opened.draft("RGB", (224, 224))
+    assert opened.size == (800, 400), "decoded at 1/2 scale: the short side stays >= 224"
+
+    out = load_image(data, squash_to=224)
+    assert out.size == (224, 224) and out.mode == "RGB"
+    assert_close(out.getpixel((50, 40)), RED)  # upright: red on top, blue below, green on the right edge
+    assert_close(out.getpixel((50, 180)), BLUE)
+    assert_close(out.getpixel((215, 40)), GREEN)
+    full = load_image(data).resize((224, 224), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    diff = sum(abs(a - b) for a, b in zip(out.tobytes(), full.tobytes(), strict=True)) / len(full.tobytes())
+    assert diff < 4, diff  # same picture as decoding everything, then resizing
+
+
+def test_squash_to_keeps_every_check():
+    data = encode(quadrants(640, 480), "JPEG", quality=90)
+    with pytest.raises(CorruptImageError):
+        load_image(data[: len(data) // 2], squash_to=224)
+    assert load_image(encode(quadrants(), "PNG"), squash_to=224).size == (224, 224)
