@@ -391,6 +391,11 @@ class CaptionService:
             reply_id = await handler(delivery)
         except Exception:
             METRICS.failures.labels(kind="delivery_error").inc()
+            if claimed.delivery_attempts >= q.DEFAULT_DELIVERY_ATTEMPTS:
+                # Keep the claim: neither the sweep nor a notice will take it again.
+                log.error("giving up the reply to %s after %d attempts", request_id, claimed.delivery_attempts,
+                          exc_info=True)
+                return False
             log.warning("delivery handler failed for %s; will retry", request_id, exc_info=True)
             async with self.session_factory.begin() as session:
                 await q.release_delivery(session, request_id=req.id)

@@ -211,6 +211,19 @@ async def test_failed_handler_is_retried_and_then_delivered_once(backend, tmp_pa
         assert await stack.service.redeliver_pending() == 0
 
 
+async def test_a_reply_that_always_fails_is_given_up_after_the_attempt_limit(backend, tmp_path):
+    rec = DeliveryRecorder(fail_times=1000)
+    async with open_pipeline(make_settings(tmp_path, backend), recorder=rec) as stack:
+        sub = await submit(stack)
+        await until(lambda: _has_call(rec, sub.request_id))
+        await until(lambda: _is(stack, sub.request_id, RequestStatus.DONE))
+        for _ in range(queries.DEFAULT_DELIVERY_ATTEMPTS + 3):  # sweeps, more than the limit
+            await stack.service.redeliver_pending()
+        assert rec.calls[sub.request_id] == queries.DEFAULT_DELIVERY_ATTEMPTS
+        async with stack.session_factory() as session:
+            assert await queries.undelivered_results(session) == [], "the sweep no longer picks it up"
+
+
 async def _has_call(rec: DeliveryRecorder, request_id: str) -> bool:
     return rec.calls[request_id] > 0
 

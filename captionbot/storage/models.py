@@ -231,6 +231,8 @@ class CaptionRequest(Base):
         server_default=RequestStatus.QUEUED.value,
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # Times a bot took the reply to send (claim_delivery); past the limit the reply is given up.
+    delivery_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     error: Mapped[str | None] = mapped_column(Text)
     # Platform-specific data the bot needs to answer (thread id, album id, interaction token...).
     reply_context: Mapped[dict[str, Any]] = mapped_column(default=dict)

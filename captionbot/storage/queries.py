@@ -368,10 +368,16 @@ async def fail_request(
 
 
 DEFAULT_DELIVERY_LEASE: Final = timedelta(minutes=2)
+#: Reply attempts before a reply is given up (each failed send, or a bot dying mid-send, is one).
+DEFAULT_DELIVERY_ATTEMPTS: Final = 8
 
 
 async def claim_delivery(
-    session: AsyncSession, *, request_id: int, lease: timedelta = DEFAULT_DELIVERY_LEASE
+    session: AsyncSession,
+    *,
+    request_id: int,
+    lease: timedelta = DEFAULT_DELIVERY_LEASE,
+    max_attempts: int = DEFAULT_DELIVERY_ATTEMPTS,
 ) -> CaptionRequest | None:
     """Take the right to send a request's reply; None if it is not ours to send.
 
@@ -382,7 +388,9 @@ async def claim_delivery(
     Only one process holds the claim at a time (a live path and a start-up resend, or two bot
     replicas, never both reply). A claim not marked within ``lease`` (the bot died mid-send) can
     be taken again, so a reply is never lost: the one duplicate possible is a crash between
-    sending and marking. Returns the request with ``caption`` and ``chat`` loaded.
+    sending and marking. Each claim counts an attempt; after ``max_attempts`` the reply is given up
+    (a chat that can never get it must not be retried forever). Returns the request with ``caption``
+    and ``chat`` loaded.
     """
     now = utcnow()
     result = await session.scalars(
@@ -391,8 +399,9 @@ async def claim_delivery(
             CaptionRequest.id == request_id,
             CaptionRequest.status.in_(UNDELIVERED_STATUSES),
             or_(CaptionRequest.delivered_at.is_(None), CaptionRequest.delivered_at <= now - lease),
+            CaptionRequest.delivery_attempts < max_attempts,
         )
-        .values(delivered_at=now)
+        .values(delivered_at=now, delivery_attempts=CaptionRequest.delivery_attempts + 1)
         .returning(CaptionRequest),
         execution_options={"populate_existing": True},
     )
@@ -480,8 +489,9 @@ async def undelivered_results(
     platform: Platform | str | None = None,
     limit: int = 100,
     lease: timedelta = DEFAULT_DELIVERY_LEASE,
+    max_attempts: int = DEFAULT_DELIVERY_ATTEMPTS,
 ) -> list[CaptionRequest]:
-    """Done or failed requests whose reply was not sent yet and that nobody is sending now.
+    """Done or failed requests whose reply was not sent yet, nobody is sending now, and not given up.
 
     Oldest first, with ``caption`` and ``chat`` loaded: what a bot resends after a restart (each
     through :func:`claim_delivery`).
@@ -492,6 +502,7 @@ async def undelivered_results(
         .where(
             CaptionRequest.status.in_(UNDELIVERED_STATUSES),
             or_(CaptionRequest.delivered_at.is_(None), CaptionRequest.delivered_at <= cutoff),
+            CaptionRequest.delivery_attempts < max_attempts,
         )
         .options(selectinload(CaptionRequest.caption), selectinload(CaptionRequest.chat))
         .order_by(CaptionRequest.id)
@@ -931,6 +942,7 @@ __all__ = [
     "TrainingExample",
     "UserStats",
     "add_image",
+    "DEFAULT_DELIVERY_ATTEMPTS",
     "DEFAULT_DELIVERY_LEASE",
     "caption_for_request",
     "claim_delivery",
