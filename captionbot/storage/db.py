@@ -66,6 +66,12 @@ def create_engine(url: str, *, sqlite_foreign_keys: bool = True, **kwargs: Any) 
     in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
     if not in_memory:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if not in_memory and "poolclass" not in kwargs:
+        # SQLite lets one writer in at a time and makes the others poll with growing sleeps (its busy
+        # handler): under load those sleeps, not the work, set the latency. One shared connection makes
+        # sessions wait their turn in the pool's queue instead: first come, first served, no polling.
+        kwargs.setdefault("pool_size", 1)
+        kwargs.setdefault("max_overflow", 0)
     engine = create_async_engine(url, **kwargs)
 
     @event.listens_for(engine.sync_engine, "connect")
