@@ -106,8 +106,20 @@ def beam_search(
     """
     if beam_size <= 1:
         return greedy(decoder, grid, max_len, length_penalty)
-    B, K, device = grid.shape[0], beam_size, grid.device
-    state = decoder.init_state(grid).select(torch.arange(B, device=device).repeat_interleave(K))  # B*K rows
+    start = decoder.init_state(grid)  # projected once, shared by the search and the greedy fallback
+    beams = _search(decoder, start, beam_size, max_len, length_penalty, keep_attention)
+    # Ranking by the raw sum while searching can prune the greedy path and end below it once lengths
+    # are normalised; the greedy caption (a search of width 1) costs 1/K of it, so keep it as a candidate.
+    fallback = _search(decoder, start, 1, max_len, length_penalty, keep_attention)
+    return _better(beams, fallback)
+
+
+def _search(
+    decoder: AttentionDecoder, start: DecoderState, K: int, max_len: int, length_penalty: float, keep_attention: bool
+) -> Decoded:
+    """Beam search of width K (K = 1: greedy) from the images' initial states (B rows)."""
+    B, device = start.h.shape[0], start.h.device
+    state = start.select(torch.arange(B, device=device).repeat_interleave(K)) if K > 1 else start  # B*K rows
     tokens = torch.full((B * K,), START_ID, dtype=torch.long, device=device)
     scores = torch.zeros(B, K, device=device)
     scores[:, 1:] = float("-inf")  # all K beams start identical: expand only the first
@@ -159,15 +171,9 @@ def beam_search(
     norm = _normalise(seq_logps.sum(1), lengths, length_penalty).reshape(B, K)
     first = torch.arange(B, device=device) * K
     best = first + norm.argmax(1)  # (B,) row of each image's best hypothesis
-    beams = Decoded(
+    return Decoded(
         seqs[best], seq_logps[best], lengths[best], None if alphas is None else alphas[best], norm.max(1).values
     )
-    # Ranking by the raw sum while searching can prune the greedy path and end below it once lengths
-    # are normalised; the greedy caption costs 1/K of the search, so keep it as a candidate.
-    fallback = greedy(decoder, grid, max_len, length_penalty)
-    if not keep_attention:
-        fallback.alphas = None
-    return _better(beams, fallback)
 
 
 def _retire(done, alive, image_done, K, seqs, seq_logps, alphas) -> None:
