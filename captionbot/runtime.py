@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -147,6 +148,16 @@ async def prepare_database(url: str, *, auto_upgrade_sqlite: bool) -> AsyncEngin
     return engine
 
 
+def model_threads(setting: int, role: str) -> int:
+    """Threads for the model (0 = leave torch's default). ``run`` also hosts the bots, intake and
+    the database: on a CPU, giving the model every core makes both sides wait for each other
+    (measured in docs/benchmarks.md), so it leaves one core to them."""
+    if setting:
+        return setting
+    cores = os.cpu_count() or 1
+    return max(1, cores - 1) if role == "all" and cores > 1 else 0
+
+
 @dataclass
 class Stack:
     """The running pieces of one process (tests and the benchmark use it too)."""
@@ -212,7 +223,7 @@ class Stack:
                 options=WorkerOptions.from_settings(s, self.queues, **worker_overrides),
                 session_factory=self.session_factory, image_store=self.image_store, queues=self.queues,
                 model_path=s.model_path, device=s.device, engine_loader=engine_loader,
-                int8_decoder=s.cpu_int8_decoder, torch_threads=s.torch_threads,
+                int8_decoder=s.cpu_int8_decoder, torch_threads=model_threads(s.torch_threads, self.role),
             )
             await self.worker.start()
         if self.role in ("all", "bot"):

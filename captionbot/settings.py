@@ -94,8 +94,8 @@ class Settings(BaseSettings):
     batch_wait_ms: int = Field(50, ge=0, description="How long the worker waits to fill a batch.")
     beam_size: int = Field(3, ge=1, description="Beam width for caption decoding (1 = greedy).")
     torch_threads: int = Field(
-        0, ge=0, description="CPU threads for the model (0 = torch's default, one per core). With bots and "
-        "database in the same process, leaving a core to them can raise throughput (docs/benchmarks.md).",
+        0, ge=0, description="CPU threads for the model. 0 = auto: all cores for `captionbot worker`; one "
+        "core fewer for `captionbot run`, whose bots and database share the process (docs/benchmarks.md).",
     )
     cpu_int8_decoder: bool = Field(
         True, description="On a CPU, decode with int8 weights (~1.5x faster; see docs/benchmarks.md for quality)."

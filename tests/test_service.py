@@ -239,3 +239,13 @@ async def test_results_finished_while_the_bot_was_down_are_delivered_on_start(ba
         await rec.wait_for(2)
         assert {d.request_id for d in rec.deliveries} == {s.request_id for s in subs}
         assert all(rec.calls[s.request_id] == 1 for s in subs)
+
+
+def test_the_all_in_one_process_leaves_a_core_to_the_bots_and_database(monkeypatch):
+    from captionbot.runtime import model_threads
+
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert model_threads(0, "all") == 7 and model_threads(0, "worker") == 0  # 0: torch's default
+    assert model_threads(3, "all") == 3 and model_threads(3, "worker") == 3  # a setting always wins
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert model_threads(0, "all") == 0
