@@ -110,6 +110,7 @@ def train(
     lr_decay: Annotated[float, typer.Option(help="Learning-rate factor per epoch")] = 0.85,
     scst_lr: Annotated[float, typer.Option()] = 5e-5,
     scst_evals_per_epoch: Annotated[int, typer.Option(help="Dev CIDEr-D checks per SCST epoch")] = 4,
+    scst_dropout: Annotated[bool, typer.Option(help="Sample with dropout on during SCST")] = True,
     hflip: Annotated[bool, typer.Option(help="Augment with mirrored photos (left/right swapped)")] = True,
     finetune_encoder_from: Annotated[
         int, typer.Option(help="XE epoch from which the CNN trains too (0 = never; meant for a GPU)")
@@ -141,6 +142,7 @@ def train(
         data=data, out=out, encoder=encoder, epochs=epochs, scst_epochs=scst_epochs, batch_images=batch_images,
         lr=lr, lr_decay=lr_decay, scst_lr=scst_lr, threads=threads, patience=patience, attention=attention,
         hidden_dim=hidden_dim, min_count=min_count, seed=seed, scst_evals_per_epoch=scst_evals_per_epoch, hflip=hflip,
+        scst_dropout=scst_dropout,
         finetune_encoder_from=finetune_encoder_from, encoder_lr=encoder_lr,
         device=str(pick_device(device)), init_from=str(init_from) if init_from else None,
     )

@@ -142,3 +142,33 @@ def test_encoder_fine_tuning_trains_the_cnn_only_when_asked(tmp_path):
     assert frozen_same, "without fine-tuning the encoder keeps its weights"
     assert not tuned_same, "epoch 2 fine-tuned the encoder"
     assert [h["epoch"] for h in history] == [1, 2] and all(h["dev"]["CIDEr-D"] >= 0 for h in history)
+
+
+@pytest.mark.parametrize("dropout", [True, False])
+def test_scst_samples_with_dropout_only_when_asked(tmp_path, monkeypatch, dropout):
+    import training.scst as scst
+    from training.data import prepare
+    from training.datasets import load_flickr8k
+    from training.train import build_model, make_optimizer
+
+    root = make_shapes_dataset(tmp_path / "data", n_train=16, n_dev=4, n_test=4, seed=1)
+    tc = TrainConfig(data=str(root), encoder="tiny_cnn", pretrained=False, feature_dim=16, embed_dim=8,
+                     hidden_dim=16, attention_dim=8, min_count=1, max_len=8, batch_images=8, hflip=False,
+                     scst_dropout=dropout)
+    dataset = load_flickr8k(root)
+    from captioner.vocab import Vocabulary
+
+    vocab = Vocabulary.build((c for im in dataset.split("train") for c in im.captions), min_count=1)
+    model = build_model(tc, vocab)
+    data = prepare(dataset, encoder="tiny_cnn", cache_dir=tmp_path / "cache", vocab=vocab, max_len=8,
+                   encoder_module=model.encoder, weights_tag="t")
+    modes = []
+    real_sample = scst.sample
+
+    def spy(decoder, *args, **kwargs):
+        modes.append(decoder.training)
+        return real_sample(decoder, *args, **kwargs)
+
+    monkeypatch.setattr(scst, "sample", spy)
+    scst.scst_epoch(model, data, make_optimizer(model, tc), tc, scst.train_cider(data), epoch=1)
+    assert modes and all(m is dropout for m in modes)

@@ -57,7 +57,7 @@ def scst_epoch(
         idx = order[start : start + tc.batch_images]
         grid = data.grid(rows[idx]).to(tc.device)  # (b, P, C)
         keys = [int(i) for i in idx for _ in range(K)]
-        model.train()
+        model.train(tc.scst_dropout)  # False: sample (and learn) with dropout off
         dec = sample(model.decoder, grid.repeat_interleave(K, dim=0), model.cfg.max_len)  # b*K samples
         texts = [vocab.decode(seq.tolist()) for seq in dec.tokens]
         rewards = torch.from_numpy(cider.score_keys(with_eos(texts), keys)).float().view(-1, K)  # (b, K)
@@ -68,7 +68,7 @@ def scst_epoch(
             base_texts = [vocab.decode(seq.tolist()) for seq in g.tokens]
             base_rewards = cider.score_keys(with_eos(base_texts), [int(i) for i in idx])
             baseline = torch.from_numpy(base_rewards).float()[:, None]
-            model.train()
+            model.train(tc.scst_dropout)
         else:  # mean of the image's other samples: no extra decoding needed
             baseline = (rewards.sum(1, keepdim=True) - rewards) / (K - 1)
         advantage = (rewards - baseline).view(-1, 1).to(tc.device)  # (b*K, 1)

@@ -60,6 +60,7 @@ class TrainConfig:
     scst_samples: int = 5
     scst_baseline: str = "mean"  # "mean" of the other samples, or "greedy"
     scst_evals_per_epoch: int = 4  # dev CIDEr-D checks (and best-model saves) per SCST epoch
+    scst_dropout: bool = True  # sample with dropout on, as Rennie et al. and Luo do
     eval_beam: int = 1  # beam used for model selection on dev (greedy is 3x cheaper)
     init_from: str | None = None  # fine-tune: start from this checkpoint (its vocabulary and encoder)
     seed: int = 0
