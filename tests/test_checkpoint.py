@@ -106,3 +106,19 @@ def test_cpu_engine_decodes_with_int8_weights_that_track_the_float_model(tmp_pat
     assert (got - ref).abs().max() <= 0.05 * ref.abs().max() + 1e-3
     for r in q.caption(images(), beam_size=3):
         assert 0.0 < r.confidence <= 1.0 and len(r.token_logprobs) == len(r.tokens) + 1
+
+
+def test_the_model_extra_installs_everything_the_shipped_model_needs():
+    """The README's first command installs only [model]; the shipped checkpoint must load with it."""
+    import tomllib
+    from pathlib import Path
+
+    from captioner.checkpoint import DEFAULT_CHECKPOINT
+
+    payload = torch.load(DEFAULT_CHECKPOINT, map_location="cpu", weights_only=True)
+    encoder = payload["config"]["encoder"]
+    extras = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    model_extra = " ".join(extras["model"])
+    needs = {"mobilenet_v2": "torchvision", "efficientnet_lite0": "efficientnet-lite-pytorch"}[encoder]
+    assert needs in model_extra, f"the shipped model's {encoder} encoder needs {needs} in the [model] extra"
