@@ -187,6 +187,10 @@ class _Throughput:
         return (self.times[-1] - self.times[0]) / (len(self.times) - 1)
 
 
+def _bucket_key(platform: Platform | str, platform_user_id: str | int) -> tuple[Platform, str]:
+    return Platform(platform), str(platform_user_id)
+
+
 class CaptionService:
     """Intake, backpressure, delivery, feedback and privacy for the chat adapters.
 
@@ -259,10 +263,8 @@ class CaptionService:
         """Validate, store and queue a photo; or say (politely, with a retry time) why not.
         ``reserved``: the caller already took the rate-limit token with :meth:`reserve`."""
         platform, chat_kind = Platform(platform), ChatKind(chat_kind)
-        user_key = (platform, str(platform_user_id))
-        wait = 0.0 if reserved else self.bucket.take(user_key)
-        if wait > 0:
-            return self._rate_limited(wait)
+        if not reserved and (limited := self.reserve(platform=platform, platform_user_id=platform_user_id)):
+            return limited
         try:
             info = await asyncio.to_thread(
                 inspect_image, image_bytes, max_bytes=self.settings.max_image_bytes,
@@ -280,13 +282,13 @@ class CaptionService:
             user_pending = await q.count_pending_for_user(session, user_id=user.id) if user else 0
             per_request = self._throughput.seconds_per_request()
             if pending >= self.settings.queue_max_pending:
-                self.bucket.give_back(user_key)
+                self.unreserve(platform=platform, platform_user_id=platform_user_id)
                 retry = estimate_queue_wait(
                     pending - self.settings.queue_max_pending + 1, seconds_per_request=per_request
                 )
                 return self._reject(RejectReason.QUEUE_FULL, retry, busy_message(retry))
             if user_pending >= self.settings.user_max_pending:
-                self.bucket.give_back(user_key)
+                self.unreserve(platform=platform, platform_user_id=platform_user_id)
                 retry = estimate_queue_wait(pending, seconds_per_request=per_request)
                 return self._reject(
                     RejectReason.TOO_MANY_PENDING, retry,
@@ -326,11 +328,11 @@ class CaptionService:
         """Take the user's rate-limit token now, before downloading the photo, so a flood costs no
         bandwidth: a refusal, or None and ``submit(..., reserved=True)`` takes no second token. A
         photo that never reaches ``submit`` (its download failed) gets it back with :meth:`unreserve`."""
-        wait = self.bucket.take((Platform(platform), str(platform_user_id)))
+        wait = self.bucket.take(_bucket_key(platform, platform_user_id))
         return self._rate_limited(wait) if wait > 0 else None
 
     def unreserve(self, *, platform: Platform | str, platform_user_id: str | int) -> None:
-        self.bucket.give_back((Platform(platform), str(platform_user_id)))
+        self.bucket.give_back(_bucket_key(platform, platform_user_id))
 
     def _rate_limited(self, wait: float) -> Rejected:
         retry = retry_after_seconds(wait)

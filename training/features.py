@@ -28,6 +28,13 @@ class FeatureCache:
         self.index = {n: i for i, n in enumerate(names)}
 
 
+def open_photo(path: Path, *, mirrored: bool = False) -> Image.Image:
+    """A training photo as RGB, left-right mirrored when asked (augmentation)."""
+    with Image.open(path) as im:
+        rgb = im.convert("RGB")
+    return rgb.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if mirrored else rgb
+
+
 def _cache_key(encoder: str, paths: list[Path], size: int, weights_tag: str) -> str:
     h = hashlib.sha256(f"{encoder}|{size}|{weights_tag}".encode())
     for p in paths:
@@ -72,11 +79,7 @@ def load_or_extract(
         desc = f"{encoder} features" + (" (mirrored)" if hflip else "")
         for start in tqdm(range(0, len(paths), batch_size), desc=desc, unit="batch"):
             chunk = paths[start : start + batch_size]
-            images = []
-            for p in chunk:
-                with Image.open(p) as im:
-                    rgb = im.convert("RGB")
-                    images.append(rgb.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if hflip else rgb)
+            images = [open_photo(p, mirrored=hflip) for p in chunk]
             x = to_batch(images, encoder, size).to(device)
             fmap = module(x)  # (b, C, h, w)
             grid = fmap.flatten(2).transpose(1, 2).float().cpu().numpy()  # (b, P, C)

@@ -12,26 +12,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from captioner.model import Captioner
 from captioner.preprocess import to_batch
 from training.data import TrainingData
+from training.features import open_photo
 
 _pool = ThreadPoolExecutor(max_workers=4)  # JPEG decoding releases the GIL
-
-
-def _open(path: Path, mirrored: bool) -> Image.Image:
-    with Image.open(path) as im:
-        rgb = im.convert("RGB")
-    return rgb.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if mirrored else rgb
 
 
 def image_batch(model: Captioner, paths: list[Path], mirrored=None) -> torch.Tensor:
     """(b, 3, S, S) normalised photos, mirrored where asked, preprocessed exactly as at inference."""
     flags = [False] * len(paths) if mirrored is None else [bool(m) for m in mirrored]
-    images = list(_pool.map(_open, paths, flags))
+    images = list(_pool.map(lambda p, m: open_photo(p, mirrored=m), paths, flags))
     return to_batch(images, model.cfg.encoder, model.cfg.image_size)
 
 
