@@ -32,12 +32,14 @@ def save_checkpoint(
     *,
     metrics: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    calibration: dict[str, Any] | None = None,
     half: bool = False,
 ) -> Path:
     """Write atomically (temp file, then rename) so a crash never leaves half a checkpoint.
 
     half=True stores float tensors as float16 (the shipped model, to stay small); they are
-    upcast to float32 on load.
+    upcast to float32 on load. `calibration` holds what honest captions need besides weights
+    (confidence model, band thresholds, average photo: captioner.confidence); tensors allowed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,6 +55,7 @@ def save_checkpoint(
         "state_dict": state,
         "metrics": _plain(metrics or {}),
         "extra": {k: v if k == "optimizer" else _plain(v) for k, v in (extra or {}).items()},
+        "calibration": calibration or {},
     }
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)

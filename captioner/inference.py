@@ -24,9 +24,12 @@ class CaptionResult:
     text: str  # for people: "A dog runs through the grass."
     tokens: list[str]  # for metrics: ["a", "dog", "runs", ...]
     token_logprobs: list[float]  # one per token, then the <end> token's
-    confidence: float  # geometric-mean token probability, 0..1
+    confidence: float  # how likely a person accepts the caption, 0..1 (captioner.confidence)
     attention: np.ndarray | None = None  # (len(tokens), 7, 7) per-word attention, when asked for
     timings_ms: dict[str, float] = field(default_factory=dict)  # shared by the whole batch
+    band: str | None = None  # "sure", "probable" or "unsure" (captionbot.wording says how each is phrased)
+    hint: str | None = None  # the tagger's plain word for the main thing, when it is confident ("cat")
+    labels: list[dict] = field(default_factory=list)  # tagger's top labels: {"label", "word", "p"}
 
 
 def pick_device(device: str = "auto") -> torch.device:

@@ -28,6 +28,7 @@ class CaptionerConfig:
     attention: bool = True  # False gives the plain CNN+LSTM baseline (image only in the initial state)
     image_size: int = 224
     max_len: int = 22  # longest caption, in words, that training keeps and decoding produces
+    tagger_classes: int = 0  # K: an image classifier on the pooled features (ImageNet head), 0 = none
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -164,10 +165,19 @@ class Captioner(nn.Module):
         self.cfg = cfg
         self.encoder = build_encoder(cfg.encoder, pretrained=pretrained_encoder)
         self.decoder = AttentionDecoder(cfg)
+        # The encoder's own classification head: one linear layer on the pooled grid, so naming what
+        # ImageNet knows (cats, mugs, pizza) costs almost nothing on top of the caption.
+        self.tagger = nn.Linear(cfg.encoder_channels, cfg.tagger_classes) if cfg.tagger_classes else None
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         fmap = self.encoder(images)  # (B, C, 7, 7)
         return fmap.flatten(2).transpose(1, 2)  # (B, P=49, C)
+
+    def tag(self, grid: torch.Tensor) -> torch.Tensor:
+        """grid (B, P, C) -> class probabilities (B, K) of the tagger head."""
+        if self.tagger is None:
+            raise ValueError("this model has no tagger head")
+        return torch.softmax(self.tagger(grid.mean(dim=1)).float(), dim=1)
 
 
 def caption_loss(
