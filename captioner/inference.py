@@ -13,10 +13,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from captioner.bands import ConfidenceScorer
 from captioner.checkpoint import DEFAULT_CHECKPOINT, file_sha256, load_checkpoint
 from captioner.decoding import Decoded, beam_search, greedy
+from captioner.guidance import Guidance, forced_words, guide
+from captioner.labelmap import LabelMap, with_article
 from captioner.preprocess import to_batch
 from captioner.vocab import detokenize
+from captioner.vocab_expansion import restricted_mask
 
 
 @dataclass
@@ -75,6 +79,13 @@ class CaptionEngine:
         self.int8_decoder = int8_decoder is not False and device.type == "cpu" and int8_available()
         if self.int8_decoder:
             self.decoder = quantize_decoder(model.decoder)
+        # Honest captions: the tagger's label map, when to force its word, which words were borrowed
+        # by vocabulary expansion, and the confidence model with its band thresholds.
+        calibration = payload.get("calibration") or {}
+        self.labelmap = LabelMap.load() if model.tagger is not None and model.cfg.tagger_classes == 1000 else None
+        self.guidance = Guidance.from_dict(calibration.get("guidance"))
+        self.restricted = restricted_mask(vocab, payload.get("extra", {}).get("expanded_words"))
+        self.scorer = ConfidenceScorer.from_calibration(calibration, device=device)
 
     @classmethod
     def load(
@@ -120,7 +131,7 @@ class CaptionEngine:
                 grid = torch.cat([self.model.encode(x[s : s + step]) for s in range(0, len(images), step)]).float()
             t2 = time.perf_counter()  # grid: (B, P, C)
             with self._autocast():
-                out = beam_search(self.decoder, grid, beam_size, max_len, keep_attention=with_attention)
+                results = self._caption_grid(grid, beam_size, max_len, with_attention)
             t3 = time.perf_counter()
         timings = {
             "preprocess_ms": (t1 - t0) * 1e3,
@@ -128,7 +139,59 @@ class CaptionEngine:
             "decode_ms": (t3 - t2) * 1e3,
             "batch_size": float(len(images)),
         }
-        return self._results(out, timings, with_attention)
+        for r in results:
+            r.timings_ms = dict(timings)
+        return results
+
+    def caption_grid(
+        self, grid: torch.Tensor, *, beam_size: int = 3, max_len: int | None = None, guided: bool = True
+    ) -> list[CaptionResult]:
+        """Caption precomputed (B, P, C) encoder grids exactly as `caption` does photos (evaluation)."""
+        with torch.inference_mode(), self._lock, self._autocast():
+            return self._caption_grid(grid.to(self.device).float(), beam_size, max_len or self.cfg.max_len,
+                                      False, guided=guided)
+
+    def _caption_grid(
+        self, grid: torch.Tensor, beam_size: int, max_len: int, with_attention: bool, *, guided: bool = True
+    ) -> list[CaptionResult]:
+        out = beam_search(self.decoder, grid, beam_size, max_len, keep_attention=with_attention)
+        tag_probs = self.model.tag(grid) if self.labelmap is not None else None  # (B, K)
+        tops = self.labelmap.top_words(tag_probs) if tag_probs is not None else None
+        forced = [False] * grid.shape[0]
+        if tops is not None and guided:
+            constraints = forced_words(tops, out.tokens, self.labelmap, self.vocab, self.guidance.force_above)
+            out, forced = guide(self.decoder, grid, out, constraints, beam_size=beam_size, max_len=max_len,
+                                restricted=self.restricted)
+        seqs = [out.tokens[i, : int(out.lengths[i]) - 1].tolist() for i in range(grid.shape[0])]
+        confidence = self.scorer.score(self.model, self.decoder, grid, seqs, tag_probs, self.labelmap)  # (B,)
+        results = self._results(out, confidence.tolist(), with_attention, forced)
+        for i, r in enumerate(results):
+            r.band = self.scorer.band(r.confidence)
+            if tops is not None:
+                r.labels = self.labelmap.top_labels(tag_probs[i : i + 1])[0]
+                best = tops[i][0] if tops[i] else None
+                r.hint = with_article(best.word) if best and best.p >= self.guidance.hint_above else None
+        return results
+
+    @torch.inference_mode()
+    def judge(self, images: list[Image.Image], captions: list[str]) -> list[float]:
+        """The confidence (0..1) a person would accept each caption for its photo: the very score the
+        bots give their own captions, here for any caption (`captionbot judge`)."""
+        if len(images) != len(captions):
+            raise ValueError("one caption per photo")
+        if not images:
+            return []
+        with self._lock:
+            x = to_batch(images, self.cfg.encoder, self.cfg.image_size).to(self.device)
+            if self.device.type == "cpu":
+                x = x.contiguous(memory_format=torch.channels_last)
+            step = self.encode_batch_size or len(images)
+            with self._autocast():
+                grid = torch.cat([self.model.encode(x[s : s + step]) for s in range(0, len(images), step)]).float()
+                tag_probs = self.model.tag(grid) if self.labelmap is not None else None
+                # Words only, as a decoded caption would have them: no <start>/<end>, at most 2x max_len.
+                seqs = [self.vocab.encode(c)[1:-1][: 2 * self.cfg.max_len] for c in captions]
+                return self.scorer.score(self.model, self.decoder, grid, seqs, tag_probs, self.labelmap).tolist()
 
     def decode_grid(self, grid: torch.Tensor, *, beam_size: int = 3, max_len: int | None = None) -> Decoded:
         """Decode precomputed (B, P, C) features (evaluation on cached features)."""
@@ -139,20 +202,19 @@ class CaptionEngine:
                 return beam_search(self.decoder, grid, beam_size, max_len)
             return greedy(self.decoder, grid, max_len)
 
-    def _results(self, out: Decoded, timings: dict[str, float], with_attention: bool) -> list[CaptionResult]:
+    def _results(
+        self, out: Decoded, confidence: list[float], with_attention: bool, forced: list[bool]
+    ) -> list[CaptionResult]:
         results = []
         side = int(math.isqrt(out.alphas.shape[-1])) if out.alphas is not None else 0
         for i in range(out.tokens.shape[0]):
             n = int(out.lengths[i])  # tokens including <end>
             words = self.vocab.decode_tokens(out.tokens[i, :n].tolist())
             logps = out.token_logprobs[i, :n].float().tolist()
-            confidence = math.exp(sum(logps) / max(n, 1))
             attention = None
-            if with_attention and out.alphas is not None:
+            if with_attention and out.alphas is not None and not forced[i]:
                 attention = out.alphas[i, : len(words)].float().cpu().numpy().reshape(len(words), side, side)
-            results.append(
-                CaptionResult(detokenize(words), words, logps, confidence, attention, dict(timings))
-            )
+            results.append(CaptionResult(detokenize(words), words, logps, confidence[i], attention))
         return results
 
 

@@ -1,0 +1,51 @@
+"""From a caption's confidence to the band it is phrased in: sure, probable or unsure.
+
+The thresholds are chosen on Flickr8k dev and coco-mini (benchmarks/honesty.py) and travel in the
+checkpoint (payload["calibration"]["bands"]); a model without them gives no band (phrased as today).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from captioner.labelmap import LabelMap
+from captioner.model import Captioner
+from captioner.scoring import caption_logprobs
+
+BANDS = ("unsure", "probable", "sure")
+
+
+@dataclass
+class ConfidenceScorer:
+    probable_from: float | None = None  # confidence >= this: "probable"
+    sure_from: float | None = None  # confidence >= this: "sure"
+    model: object | None = None  # captioner.confidence's fitted scorer, None: geometric-mean probability
+
+    @classmethod
+    def from_calibration(cls, calibration: dict, device: torch.device | str = "cpu") -> ConfidenceScorer:
+        bands = calibration.get("bands") or {}
+        return cls(bands.get("probable_from"), bands.get("sure_from"))
+
+    def score(
+        self,
+        captioner: Captioner,
+        decoder: torch.nn.Module,
+        grid: torch.Tensor,
+        seqs: list[list[int]],
+        tag_probs: torch.Tensor | None,
+        labelmap: LabelMap | None,
+    ) -> torch.Tensor:
+        """(B,) confidence in [0, 1] of each caption (word ids, no <start>/<end>) for its grid (B, P, C).
+        Log-probabilities come from teacher forcing, so a caption scores the same whoever wrote it."""
+        logps = caption_logprobs(decoder, grid, seqs)  # (B, T+1), 0 after <end>
+        lengths = torch.tensor([len(s) + 1 for s in seqs], device=logps.device)
+        return torch.exp(logps.sum(1) / lengths.float())
+
+    def band(self, confidence: float) -> str | None:
+        if self.sure_from is None or self.probable_from is None:
+            return None
+        if confidence >= self.sure_from:
+            return "sure"
+        return "probable" if confidence >= self.probable_from else "unsure"
