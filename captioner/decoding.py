@@ -97,25 +97,33 @@ def beam_search(
     max_len: int,
     length_penalty: float = 1.0,
     keep_attention: bool = True,
+    banned: torch.Tensor | None = None,
 ) -> Decoded:
     """Beam search over all B images at once: the B*K hypotheses run as one batch.
 
     Hypotheses are ranked by their summed log-probability while searching and the finished ones by
     sum / length**length_penalty at the end. keep_attention=False skips tracking the per-word
-    attention maps (alphas is then None), which nobody but `explain` reads.
+    attention maps (alphas is then None), which nobody but `explain` reads. banned (V,) bool: words
+    never emitted (words added by vocabulary expansion, said only under a constraint).
     """
-    if beam_size <= 1:
-        return greedy(decoder, grid, max_len, length_penalty)
     start = decoder.init_state(grid)  # projected once, shared by the search and the greedy fallback
-    beams = _search(decoder, start, beam_size, max_len, length_penalty, keep_attention)
+    if beam_size <= 1:
+        return _search(decoder, start, 1, max_len, length_penalty, keep_attention, banned)
+    beams = _search(decoder, start, beam_size, max_len, length_penalty, keep_attention, banned)
     # Ranking by the raw sum while searching can prune the greedy path and end below it once lengths
     # are normalised; the greedy caption (a search of width 1) costs 1/K of it, so keep it as a candidate.
-    fallback = _search(decoder, start, 1, max_len, length_penalty, keep_attention)
+    fallback = _search(decoder, start, 1, max_len, length_penalty, keep_attention, banned)
     return _better(beams, fallback)
 
 
 def _search(
-    decoder: AttentionDecoder, start: DecoderState, K: int, max_len: int, length_penalty: float, keep_attention: bool
+    decoder: AttentionDecoder,
+    start: DecoderState,
+    K: int,
+    max_len: int,
+    length_penalty: float,
+    keep_attention: bool,
+    banned: torch.Tensor | None = None,
 ) -> Decoded:
     """Beam search of width K (K = 1: greedy) from the images' initial states (B rows)."""
     B, device = start.h.shape[0], start.h.device
@@ -136,6 +144,8 @@ def _search(
         base = (torch.arange(n, device=device) * K).unsqueeze(1)  # (n, 1) first row of each image
         logits, state, alpha = decoder.step(tokens, state)
         logp = _mask_step(F.log_softmax(logits.float(), dim=1), finished, force_end=t == max_len)  # (n*K, V)
+        if banned is not None:
+            logp[:, banned] = float("-inf")
         V = logp.shape[1]
         cand = (scores.reshape(n * K, 1) + logp).reshape(n, K * V)
         scores, flat_idx = cand.topk(K, dim=1)  # (n, K)

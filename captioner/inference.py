@@ -154,7 +154,8 @@ class CaptionEngine:
     def _caption_grid(
         self, grid: torch.Tensor, beam_size: int, max_len: int, with_attention: bool, *, guided: bool = True
     ) -> list[CaptionResult]:
-        out = beam_search(self.decoder, grid, beam_size, max_len, keep_attention=with_attention)
+        banned = None if self.restricted is None else self.restricted.to(grid.device)
+        out = beam_search(self.decoder, grid, beam_size, max_len, keep_attention=with_attention, banned=banned)
         tag_probs = self.model.tag(grid) if self.labelmap is not None else None  # (B, K)
         tops = self.labelmap.top_words(tag_probs) if tag_probs is not None else None
         forced = [False] * grid.shape[0]
