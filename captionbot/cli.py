@@ -480,6 +480,98 @@ def model_list() -> None:
     Console(width=200).print(table)
 
 
+MAX_JUDGED_CAPTION = 500  # characters; longer is not a caption
+
+
+def _judge_problem(caption: object) -> str | None:
+    """Why a caption can't be judged, in one line, or None."""
+    if not isinstance(caption, str) or not caption.strip():
+        return "the caption is empty"
+    if len(caption) > MAX_JUDGED_CAPTION:
+        return f"the caption is too long ({len(caption):,} characters; at most {MAX_JUDGED_CAPTION})"
+    return None
+
+
+@app.command()
+def judge(
+    photo: Annotated[Path | None, typer.Argument(help="The photo (leave out with --pairs)")] = None,
+    text: Annotated[str | None, typer.Argument(metavar="CAPTION", help="The caption to judge")] = None,
+    pairs: Annotated[
+        Path | None, typer.Option(help='JSONL file of {"image": path, "caption": text} lines ("-" = stdin)')
+    ] = None,
+    model: Annotated[Path | None, typer.Option(help="Checkpoint file (default: the shipped model)")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+) -> None:
+    """How likely a person accepts a caption for a photo (0..1): the score the bots give their own
+    captions. With --pairs, the input lines come back in order with "confidence" (or "error") added."""
+    if (pairs is None) == (photo is None or text is None):
+        typer.echo('error: give PHOTO "CAPTION", or --pairs FILE.jsonl', err=True)
+        raise typer.Exit(2)
+    _need_model_extra()
+    from captionbot.images import ImageError, load_image
+    from captioner.checkpoint import CheckpointError
+    from captioner.inference import CaptionEngine
+
+    if pairs is None:
+        rows = [{"image": str(photo), "caption": text}]
+    else:
+        try:
+            lines = (sys.stdin.read() if str(pairs) == "-" else pairs.read_text(encoding="utf-8")).splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            typer.echo(f"error: can't read {pairs}: {getattr(exc, 'strerror', None) or exc}", err=True)
+            raise typer.Exit(2) from None
+        rows = []
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                row = {"line": n, "error": f"line {n} is not JSON"}
+            if not isinstance(row, dict):
+                row = {"line": n, "error": f'line {n} is not a {{"image", "caption"}} object'}
+            rows.append(row)
+    try:
+        engine = CaptionEngine.load(model, device=device)
+    except CheckpointError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    ready: list[tuple[dict, object]] = []
+    for row in rows:
+        if "error" in row:
+            continue
+        problem = _judge_problem(row.get("caption"))
+        if problem is None and not isinstance(row.get("image"), str):
+            problem = 'the line has no "image" path'
+        if problem is None:
+            try:
+                ready.append((row, load_image(Path(row["image"]))))
+            except FileNotFoundError:
+                problem = f"no photo at {row['image']}"
+            except (ImageError, OSError) as exc:
+                problem = f"{row['image']}: {getattr(exc, 'user_message', None) or exc}"
+        if problem is not None:
+            row["error"] = problem
+    for start in range(0, len(ready), batch_size):
+        chunk = ready[start : start + batch_size]
+        scores = engine.judge([im for _, im in chunk], [r["caption"] for r, _ in chunk])
+        for (row, _), score in zip(chunk, scores, strict=True):
+            row["confidence"] = round(score, 4)
+    failed = sum("error" in r for r in rows)
+    if pairs is None:
+        [row] = rows
+        if "error" in row:
+            typer.echo(f"error: {row['error']}", err=True)
+        else:
+            typer.echo(f"{row['confidence']:.3f}")
+    else:
+        for row in rows:
+            typer.echo(json.dumps(row))
+    if failed:
+        raise typer.Exit(1)
+
+
 def main() -> None:  # pragma: no cover
     app()
 
