@@ -34,9 +34,11 @@ def caption(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
 ) -> None:
-    """Caption photos: one line per photo."""
+    """Caption photos: one line per photo, phrased as the bots phrase it ("Probably ...", "I can't
+    describe this photo well. It may show a cat." when the model is unsure)."""
     _need_model_extra()
     from captionbot.images import ImageError, load_image
+    from captionbot.wording import describe
     from captioner.checkpoint import CheckpointError
     from captioner.inference import CaptionEngine
 
@@ -62,12 +64,12 @@ def caption(
         results = engine.caption([im for _, im in chunk], beam_size=beam)
         for (photo, _), res in zip(chunk, results, strict=True):
             if as_json:
-                row = {"image": str(photo), "caption": res.text, "confidence": round(res.confidence, 4)}
+                row = {"image": str(photo), "caption": res.text, "confidence": round(res.confidence, 4),
+                       "band": res.band, "hint": res.hint, "labels": res.labels}
                 typer.echo(json.dumps(row))
-            elif len(photos) == 1:
-                typer.echo(res.text)
-            else:
-                typer.echo(f"{photo}: {res.text}")
+                continue
+            said = describe(res.text, band=res.band, hint=res.hint)  # as the bots say it
+            typer.echo(said if len(photos) == 1 else f"{photo}: {said}")
     if failed:
         raise typer.Exit(1)
 

@@ -114,6 +114,8 @@ class Delivery:
     caption_id: int | None = None  # for rating/correction buttons
     text: str | None = None  # the caption, when status == "done"
     confidence: float | None = None  # 0..1
+    band: str | None = None  # "sure", "probable", "unsure" or None: how to phrase it (captionbot.wording)
+    hint: str | None = None  # the tagger's plain word for the main thing, for "It may show a cat."
     model_version: str | None = None
     failure_code: str | None = None  # bad_image, missing_image, caption_error (status == "failed")
     failure_message: str | None = None  # for the user, when status == "failed"
@@ -561,7 +563,7 @@ def _delivery_from(req: CaptionRequest, extras: rq.DeliveryExtras) -> Delivery:
     if caption is not None:
         return Delivery(
             status="done", caption_id=caption.id, text=caption.text, confidence=caption.confidence,
-            model_version=extras.model_version, **common,
+            band=caption.band, hint=caption.hint, model_version=extras.model_version, **common,
         )
     match = _ERROR_RE.match(req.error or "")
     code, message = (match["code"], match["message"]) if match else ("caption_error", _GENERIC_FAILURE)

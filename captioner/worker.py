@@ -277,7 +277,7 @@ class CaptionWorker:
                 session, request_id=claimed.id, text=result.text, confidence=float(result.confidence),
                 model_version_id=captioned.model.version_id,
                 decoding={"beam_size": self.options.beam_size, "max_len": captioned.model.engine.cfg.max_len},
-                latency_ms=captioned.batch_ms,
+                latency_ms=captioned.batch_ms, band=result.band, hint=result.hint, labels=result.labels or None,
             )
             return caption is not None
 

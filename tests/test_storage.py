@@ -185,6 +185,19 @@ async def test_concurrent_claims_have_one_winner(session_factory: Factory) -> No
     assert sorted(await asyncio.gather(*(claim() for _ in range(4)))) == [False, False, False, True]
 
 
+async def test_a_captions_band_hint_and_labels_are_stored(session_factory: Factory) -> None:
+    seeded = await _seed(session_factory)
+    labels = [{"label": "tabby", "word": "cat", "p": 0.71}, {"label": "Egyptian cat", "word": "cat", "p": 0.1}]
+    async with session_factory.begin() as s:
+        await q.claim_request(s, request_id=seeded.request_id)
+        await q.complete_request(s, request_id=seeded.request_id, text="a dog in the water", confidence=0.2,
+                                 band="unsure", hint="a cat", labels=labels)
+    async with session_factory() as s:
+        caption = await q.caption_for_request(s, request_id=seeded.request_id)
+        assert caption is not None
+        assert (caption.band, caption.hint, caption.labels) == ("unsure", "a cat", labels)
+
+
 async def test_complete_is_idempotent(session_factory: Factory) -> None:
     seeded = await _seed(session_factory)
     version_id = None

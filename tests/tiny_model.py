@@ -57,6 +57,33 @@ def make_tiny_checkpoint(path: str | Path | None = None, *, version: str = "tiny
     return path
 
 
+#: Band thresholds that put every caption in one band (confidence is always in [0, 1]).
+BAND_THRESHOLDS = {
+    "sure": {"probable_from": 0.0, "sure_from": 0.0},
+    "probable": {"probable_from": 0.0, "sure_from": 1.01},
+    "unsure": {"probable_from": 1.01, "sure_from": 1.01},
+}
+
+
+@cache
+def make_banded_checkpoint(band: str, *, tagged_class: int | None = 281) -> Path:
+    """A tiny checkpoint whose every caption is phrased in ``band``, with an image tagger that is sure
+    of one ImageNet class for every photo (281 = "tabby": the hint is "a cat"), guidance off."""
+    import torch
+
+    from captioner.checkpoint import load_checkpoint, save_checkpoint
+    from training.tagger import attach_tagger
+
+    model, vocab, payload = load_checkpoint(_build("tiny-v1", 0))
+    if tagged_class is not None:
+        bias = torch.zeros(1000)
+        bias[tagged_class] = 20.0
+        attach_tagger(model, torch.zeros(1000, model.cfg.encoder_channels), bias)
+    calibration = {"bands": BAND_THRESHOLDS[band], "guidance": {"force_above": 1.01, "hint_above": 0.5}}
+    out = Path(tempfile.mkdtemp(prefix="captionbot-tiny-")) / f"tiny-{band}.pt"
+    return save_checkpoint(out, model, vocab, extra={"version": f"tiny-{band}"}, calibration=calibration)
+
+
 def png_bytes(color: str = "red", size: tuple[int, int] = (32, 24)) -> bytes:
     """A small valid PNG photo."""
     import io

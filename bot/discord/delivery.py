@@ -51,7 +51,8 @@ def compose(batch: Batch[Delivery], total: int) -> tuple[str, discord.ui.View | 
     rows: list[CaptionRow] = []
     for index, delivery in batch.parts.items():
         if delivery.ok:
-            lines[index] = texts.caption_sentence(delivery.text, delivery.confidence)
+            lines[index] = texts.caption_sentence(delivery.text, delivery.confidence, band=delivery.band,
+                                                  hint=delivery.hint)
             if delivery.caption_id is not None:
                 rows.append(CaptionRow(delivery.caption_id, index, total))
         else:
@@ -93,8 +94,7 @@ class DiscordDelivery:
             if record is not None and not record.image_purged and self.service.image_store.exists(record.image_sha256):
                 data = await self.service.image_store.aread(record.image_sha256)
                 mention = f"<@{delivery.platform_user_id}>"
-                return await self._send(ctx, delivery, lambda: alt_text_message(
-                    record.caption_id, record.text, record.filename, data, mention))
+                return await self._send(ctx, delivery, lambda: alt_text_message(record, data, mention))
         text, view = compose(batch, ctx.total)
         return await self._send(ctx, delivery, lambda: {"content": text, "view": view} if view else {"content": text})
 

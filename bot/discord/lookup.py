@@ -29,6 +29,8 @@ class CaptionRecord:
     image_sha256: str
     image_mime: str
     image_purged: bool
+    band: str | None = None  # how sure the model is (captionbot.wording)
+    hint: str | None = None
 
     @property
     def filename(self) -> str:
@@ -38,7 +40,8 @@ class CaptionRecord:
 async def find_caption(service: CaptionService, caption_id: int) -> CaptionRecord | None:
     """The Discord caption ``caption_id``, or None (deleted by /forget, or not a Discord caption)."""
     query = (
-        select(Caption.text, User.platform_user_id, Image.sha256, Image.mime, Image.purged_at)
+        select(Caption.text, User.platform_user_id, Image.sha256, Image.mime, Image.purged_at, Caption.band,
+               Caption.hint)
         .join(CaptionRequest, Caption.request_id == CaptionRequest.id)
         .join(User, CaptionRequest.requester_id == User.id)
         .join(Image, CaptionRequest.image_id == Image.id)
@@ -48,5 +51,5 @@ async def find_caption(service: CaptionService, caption_id: int) -> CaptionRecor
         row = (await session.execute(query)).first()
     if row is None:
         return None
-    text, requester, sha, mime, purged_at = row
-    return CaptionRecord(caption_id, text, requester, sha, mime, purged_at is not None)
+    text, requester, sha, mime, purged_at, band, hint = row
+    return CaptionRecord(caption_id, text, requester, sha, mime, purged_at is not None, band, hint)

@@ -8,6 +8,7 @@ reader reads "Good" rather than "thumbs up sign".
 
 from __future__ import annotations
 
+from captionbot import wording
 from captionbot.images import ImageTooLargeError, NotAnImageError
 
 # --- commands (names are Discord's: lower case, no spaces; descriptions <= 100 characters) -------
@@ -43,9 +44,8 @@ NO_IMAGES_IN_REPLY = (
 )
 DOWNLOAD_FAILED = "I couldn't download that image from Discord. Please try again."
 ERROR = "Sorry, something went wrong on my side. Please try again."
-EMPTY_CAPTION = "I couldn't find words for this image."
-LOW_CONFIDENCE = "(I'm not sure about this one.)"
-LOW_CONFIDENCE_BELOW = 0.2
+EMPTY_CAPTION = wording.EMPTY_CAPTION
+LOW_CONFIDENCE = wording.LOW_CONFIDENCE
 PLEASE_WAIT = "Describing your image\N{HORIZONTAL ELLIPSIS}"
 
 
@@ -61,17 +61,14 @@ def too_many_images(limit: int, skipped: int) -> str:
     return f"(I describe up to {limit} images per message, so I skipped {skipped}.)"
 
 
-def caption_sentence(text: str | None, confidence: float | None = None) -> str:
-    """The caption as a sentence: capital first letter, full stop, and a hedge when unsure."""
-    words = " ".join((text or "").split())
-    if not words:
-        return EMPTY_CAPTION
-    sentence = words[0].upper() + words[1:]
-    if sentence[-1] not in ".!?":
-        sentence += "."
-    if confidence is not None and confidence < LOW_CONFIDENCE_BELOW:
-        sentence += " " + LOW_CONFIDENCE
-    return sentence
+def caption_sentence(
+    text: str | None, confidence: float | None = None, *, band: str | None = None, hint: str | None = None
+) -> str:
+    """The caption phrased for its band (captionbot.wording: "Probably ...", "I can't describe ...")."""
+    said = wording.describe(text, band=band, hint=hint)
+    if text and text.strip() and wording.needs_low_confidence_note(band, confidence):
+        said += " " + LOW_CONFIDENCE
+    return said
 
 
 def numbered(index: int, line: str, *, total: int) -> str:

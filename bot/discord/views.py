@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.discord import texts
-from bot.discord.lookup import find_caption
+from bot.discord.lookup import CaptionRecord, find_caption
 from bot.discord.respond import NO_MENTIONS, guarded, say
 from captionbot.service import MAX_CORRECTION_CHARS, InvalidFeedbackError, UnknownCaptionError
 
@@ -247,17 +247,17 @@ class AltButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cb:al
         else:
             await interaction.response.defer(thinking=True)
             data = await service.image_store.aread(record.image_sha256)
-            await interaction.followup.send(**alt_text_message(record.caption_id, record.text, record.filename, data,
-                                                               interaction.user.mention))
+            await interaction.followup.send(**alt_text_message(record, data, interaction.user.mention))
 
 
-def alt_text_message(caption_id: int, caption: str, filename: str, data: bytes, mention: str) -> dict[str, Any]:
-    """Keyword arguments for ``send``: the image with the caption as its description (alt text)."""
-    description = texts.caption_sentence(caption)[:1024]  # Discord's limit for a description
+def alt_text_message(record: CaptionRecord, data: bytes, mention: str) -> dict[str, Any]:
+    """Keyword arguments for ``send``: the image with the caption, phrased for its band, as its
+    description (alt text): the same words the reply says."""
+    description = texts.caption_sentence(record.text, band=record.band, hint=record.hint)[:1024]  # Discord's limit
     return {
         "content": texts.alt_text_post(mention),
-        "file": discord.File(io.BytesIO(data), filename=filename, description=description),
-        "view": caption_view([CaptionRow(caption_id, alt_button=False)]),
+        "file": discord.File(io.BytesIO(data), filename=record.filename, description=description),
+        "view": caption_view([CaptionRow(record.caption_id, alt_button=False)]),
         "allowed_mentions": NO_MENTIONS,
     }
 

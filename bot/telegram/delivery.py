@@ -33,7 +33,7 @@ _PERMANENT = ("chat not found", "user is deactivated", "bot was kicked", "not en
 def render(delivery: Delivery) -> tuple[str, InlineKeyboardMarkup | None]:
     """The answer's text (caption first, for screen readers) and buttons."""
     if delivery.ok and delivery.caption_id is not None:
-        return (texts.caption_message(delivery.text, delivery.confidence),
+        return (texts.caption_message(delivery.text, delivery.confidence, band=delivery.band, hint=delivery.hint),
                 keyboards.caption_keyboard(delivery.caption_id))
     return delivery.failure_message or texts.ERROR, None
 

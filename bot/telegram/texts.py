@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from captionbot import wording
 from captionbot.images import ImageTooLargeError, NotAnImageError
 
 # --- commands (setMyCommands) -------------------------------------------------------------------
@@ -58,26 +59,23 @@ CAPTION_USAGE = (
 NOT_AN_IMAGE = NotAnImageError.default_user_message
 DOWNLOAD_FAILED = "I couldn't download that photo from Telegram. Please try sending it again."
 ERROR = "Sorry, something went wrong on my side. Please try again."
-LOW_CONFIDENCE = "(I'm not sure about this one.)"
-EMPTY_CAPTION = "I couldn't find words for this photo."
-LOW_CONFIDENCE_BELOW = 0.2
+LOW_CONFIDENCE = wording.LOW_CONFIDENCE
+EMPTY_CAPTION = wording.EMPTY_CAPTION
 
 
 def too_big(size_bytes: int, limit_bytes: int) -> str:
     return ImageTooLargeError(size_bytes, limit_bytes).user_message
 
 
-def caption_message(text: str | None, confidence: float | None = None) -> str:
-    """The caption as a sentence, first thing in the message (what a screen reader reads out)."""
-    words = " ".join((text or "").split())
-    if not words:
-        return EMPTY_CAPTION
-    sentence = words[0].upper() + words[1:]
-    if sentence[-1] not in ".!?":
-        sentence += "."
-    if confidence is not None and confidence < LOW_CONFIDENCE_BELOW:
-        sentence += "\n" + LOW_CONFIDENCE
-    return sentence
+def caption_message(
+    text: str | None, confidence: float | None = None, *, band: str | None = None, hint: str | None = None
+) -> str:
+    """The caption phrased for its band (captionbot.wording), first thing in the message (what a
+    screen reader reads out)."""
+    said = wording.describe(text, band=band, hint=hint)
+    if text and text.strip() and wording.needs_low_confidence_note(band, confidence):
+        said += "\n" + LOW_CONFIDENCE
+    return said
 
 
 def queue_status(position: int, photos: int = 1) -> str:

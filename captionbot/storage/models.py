@@ -300,6 +300,13 @@ class Caption(Base):
     text: Mapped[str] = mapped_column(Text)
     # Mean token probability (0..1) or similar; None when the decoder gives none.
     confidence: Mapped[float | None] = mapped_column(Float)
+    # How sure the model is, as people are told: "sure", "probable" or "unsure" (captionbot.wording);
+    # None for models without calibrated bands.
+    band: Mapped[str | None] = mapped_column(String(16))
+    # The image tagger's plain word for the main thing ("a cat"), said when the caption is unsure.
+    hint: Mapped[str | None] = mapped_column(String(64))
+    # The tagger's top labels: [{"label": "tabby", "word": "cat", "p": 0.71}, ...].
+    labels: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     # Decoding parameters, e.g. {"beam_size": 3, "max_len": 20}.
     decoding: Mapped[dict[str, Any]] = mapped_column(default=dict)
     latency_ms: Mapped[int | None] = mapped_column(Integer)

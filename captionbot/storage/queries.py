@@ -291,6 +291,9 @@ async def complete_request(
     model_version_id: int | None = None,
     decoding: dict[str, Any] | None = None,
     latency_ms: int | None = None,
+    band: str | None = None,
+    hint: str | None = None,
+    labels: list[dict[str, Any]] | None = None,
 ) -> Caption | None:
     """Store the caption and mark the request ``done``; idempotent.
 
@@ -324,6 +327,9 @@ async def complete_request(
         model_version_id=model_version_id,
         decoding=dict(decoding or {}),
         latency_ms=latency_ms,
+        band=band,
+        hint=hint,
+        labels=labels,
         created_at=now,
     )
     session.add(caption)
