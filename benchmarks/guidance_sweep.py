@@ -24,11 +24,10 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.main_thing import names_main_thing  # noqa: E402
-
 from captionbot.images import load_image  # noqa: E402
 from captioner.inference import CaptionEngine  # noqa: E402
 from captioner.preprocess import to_batch  # noqa: E402
+from training.main_thing import names_main_thing  # noqa: E402
 from training.metrics import evaluate  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared/datasets"
@@ -38,7 +37,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared/datasets"
 def encode(engine: CaptionEngine, paths: list[Path], what: str) -> torch.Tensor:
     grids = []
     for p in tqdm(paths, desc=f"encoding {what}", unit="photo"):
-        x = to_batch([load_image(p)], engine.cfg.encoder, engine.cfg.image_size)
+        # Decoded straight to the model's size, as the worker does (JPEG DCT scaling).
+        x = to_batch([load_image(p, squash_to=engine.cfg.image_size)], engine.cfg.encoder, engine.cfg.image_size)
         grids.append(engine.model.encode(x.contiguous(memory_format=torch.channels_last)).float())
     return torch.cat(grids)  # (N, P, C)
 
