@@ -24,11 +24,20 @@ def tokenize(text: str) -> list[str]:
 
 
 def detokenize(tokens: Iterable[str]) -> str:
-    """Tokens -> a sentence for people: capitalised, clitics re-attached, a full stop at the end."""
-    text = " ".join(tokens).replace(" '", "'")
+    """Tokens -> a sentence for people: capitalised, clitics re-attached, "a" -> "an" before a vowel
+    (a forced or borrowed word can land after the article its donor took: "a elephant"), a full stop."""
+    words = list(tokens)
+    for i in range(len(words) - 1):
+        if words[i] in ("a", "an"):
+            words[i] = "an" if _vowel_sound(words[i + 1]) else "a"
+    text = " ".join(words).replace(" '", "'")
     if not text:
         return ""
     return text[0].upper() + text[1:] + "."
+
+
+def _vowel_sound(word: str) -> bool:
+    return word[:1] in tuple("aeiou") and not word.startswith(("uni", "use", "eu", "one"))
 
 
 @dataclass

@@ -156,3 +156,11 @@ def test_old_checkpoints_without_a_tagger_still_load(tmp_path):
     torch.save(raw, payload_path)
     m, _, _ = load_checkpoint(payload_path)
     assert m.tagger is None and m.cfg.tagger_classes == 0
+
+
+def test_the_article_agrees_with_the_word_after_it():
+    from captioner.vocab import detokenize
+
+    assert detokenize(["a", "man", "rides", "a", "elephant"]) == "A man rides an elephant."
+    assert detokenize(["an", "dog", "and", "a", "umbrella", "and", "a", "unicycle"]) == (
+        "A dog and an umbrella and a unicycle.")
