@@ -21,6 +21,7 @@ from captionbot.storage import queries
 from captionbot.storage.models import RequestStatus
 from tests.tiny_model import (
     DeliveryRecorder,
+    make_banded_checkpoint,
     make_settings,
     open_pipeline,
     png_bytes,
@@ -239,6 +240,23 @@ async def test_results_finished_while_the_bot_was_down_are_delivered_on_start(ba
         await rec.wait_for(2)
         assert {d.request_id for d in rec.deliveries} == {s.request_id for s in subs}
         assert all(rec.calls[s.request_id] == 1 for s in subs)
+
+
+async def test_band_hint_and_labels_go_from_the_worker_through_storage_to_the_delivery(backend, tmp_path):
+    rec = DeliveryRecorder()
+    settings = make_settings(tmp_path, backend, model_path=make_banded_checkpoint("unsure"))
+    async with open_pipeline(settings, recorder=rec) as stack:
+        sub = await submit(stack)
+        await rec.wait_for(1)
+        [delivery] = rec.by_request(sub.request_id)
+        assert (delivery.status, delivery.band, delivery.hint) == ("done", "unsure", "a cat")
+        async with stack.session_factory() as session:
+            caption = await queries.caption_for_request(
+                session, request_id=(await queries.get_request_by_public_id(session, public_id=sub.request_id)).id)
+        assert caption is not None and caption.id == delivery.caption_id
+        assert (caption.band, caption.hint) == ("unsure", "a cat")
+        assert caption.labels and caption.labels[0]["word"] == "cat"
+        assert set(caption.labels[0]) == {"label", "word", "p"}
 
 
 def test_the_all_in_one_process_leaves_a_core_to_the_bots_and_database(monkeypatch):
