@@ -39,7 +39,7 @@ def describe(text: str | None, *, band: str | None, hint: str | None = None) -> 
         return said
     if band == "probable":
         return "Probably " + said[0].lower() + said[1:]
-    hint = " ".join((hint or "").split())
+    hint = " ".join((hint or "").split()).rstrip(".")
     return f"{UNSURE} It may show {hint}." if hint else UNSURE
 
 
