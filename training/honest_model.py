@@ -47,13 +47,14 @@ def load_glove(words: set[str]) -> dict[str, np.ndarray]:
 
 def choose_donors(labelmap: LabelMap, vocab: Vocabulary) -> dict[str, str]:
     """{new sayable word: the known word whose weights it borrows}: the GloVe-nearest known label-map
-    name of the same group (any group when its own has none); the group's first known name when
-    GloVe lacks the word."""
+    word of the same group (any group when its own has none); the group's most frequent known word
+    when GloVe lacks the word."""
+    # Donors are the groups' main words ("bird", "pelican"), not synonyms: a synonym can be a homonym
+    # whose learned sense is another thing ("kite", the bird, is a toy in the captions).
     known_by_group: dict[str, list[str]] = {}
     for e in labelmap.entries:
-        for name in e.names:
-            if vocab.id_of(name) is not None and name not in known_by_group.setdefault(e.group, []):
-                known_by_group[e.group].append(name)
+        if vocab.id_of(e.word) is not None and e.word not in known_by_group.setdefault(e.group, []):
+            known_by_group[e.group].append(e.word)
     every_known = sorted({w for ws in known_by_group.values() for w in ws}, key=lambda w: vocab.id_of(w))
     new = {e.word: e.group for e in labelmap.entries if e.sayable and vocab.id_of(e.word) is None}
     glove = load_glove(set(new) | set(every_known))
