@@ -1,0 +1,405 @@
+"""How likely a person accepts a caption for a photo: a calibrated score in [0, 1], without references.
+
+The score is a logistic regression (fitted by training/confidence.py on Flickr8k train pairs) over what
+the model itself knows about a (photo, caption) pair:
+
+- how likely the decoder finds the caption given the photo (mean / min token log-probability, length),
+- the same given the "average photo" (the mean training grid): a generic caption ("a man is standing")
+  is likely for any photo, and the difference is its pointwise mutual information with this photo,
+- whether the caption names what the ImageNet tagger sees (label map words it mentions, and the
+  tagger's top word when the caption does not mention it),
+- how sure the tagger is and how unusual the photo is (distance of its pooled feature to training
+  clusters),
+- a small image-text matcher learned contrastively on Flickr8k train (cosine between a projection of
+  the photo's pooled feature and one of the caption's bag of words).
+
+At caption time it is plain torch arithmetic on stored coefficients. Without a calibration the score
+falls back to the geometric-mean token probability; without a tagger, to a fit without tagger features.
+
+Shapes: N captions, B photos, P = 49 grid positions, C = encoder channels, T = longest caption in words,
+K = tagger classes, W = the label map's sayable words, F = features, M = OOD centroids.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from captioner.scoring import pad_captions
+from captioner.vocab import PAD_ID
+
+# Every feature caption_features can compute, in column order. A head uses a subset by name.
+FEATURES = (
+    "mean_lp",  # mean log p of the words and <end> given the photo
+    "min_lp",  # the least likely token given the photo
+    "log_len",  # log(words + 1)
+    "avg_mean_lp",  # mean log p given the average photo (PMI = mean_lp - avg_mean_lp, weight fitted)
+    "min_tok_pmi",  # min over tokens of log p(w | photo) - log p(w | average photo)
+    "max_tok_pmi",  # max of the same
+    "mention_mass",  # tagger probability of the label-map words the caption names
+    "claim_logp",  # log tagger probability of the most probable word the caption names (0 if none)
+    "has_claim",  # 1 if the caption names any label-map word
+    "contradiction",  # tagger probability of its top word when the caption does not name it
+    "tag_max",  # the tagger's largest class probability
+    "tag_entropy",  # the tagger's entropy / log K
+    "ood",  # log squared distance of the pooled feature to its nearest training centroid, minus the median
+    "match",  # the matcher's cosine between photo and caption (0 without a matcher)
+)
+TAGGER_FEATURES = ("mention_mass", "claim_logp", "has_claim", "contradiction", "tag_max", "tag_entropy")
+_CLAIM_FLOOR = 1e-4
+
+
+@torch.no_grad()
+def token_logprobs(
+    decoder: torch.nn.Module, grid: torch.Tensor, seqs: list[list[int]], owner: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Teacher-forced log p of each word and of <end>: grid (B, P, C), N word-id lists (no <start>/<end>),
+    owner (N,) the grid row of each caption (None: B == N) -> (N, T+1), 0 after <end>.
+    A photo with many captions is projected once."""
+    tokens = pad_captions(seqs, grid.device)  # (N, T+2)
+    state = decoder.init_state(grid)
+    if owner is not None:
+        state = state.select(owner.to(grid.device))
+    out = []
+    for t in range(tokens.shape[1] - 1):
+        logits, state, _ = decoder.step(tokens[:, t], state)
+        out.append(F.log_softmax(logits.float(), dim=1).gather(1, tokens[:, t + 1 : t + 2]).squeeze(1))
+    logps = torch.stack(out, 1)  # (N, T+1)
+    return logps.masked_fill(tokens[:, 1:] == PAD_ID, 0.0)
+
+
+@dataclass
+class Head:
+    """One logistic regression: sigmoid(bias + coef . z), z = the standardised named features and, for
+    each pair in `products`, the product of those two standardised features."""
+
+    features: tuple[str, ...]
+    mean: torch.Tensor  # (F,)
+    std: torch.Tensor  # (F,)
+    coef: torch.Tensor  # (F + len(products),)
+    bias: float
+    products: tuple[tuple[int, int], ...] = ()
+    knots: torch.Tensor | None = None  # (Q,) increasing logits; with `values`, a monotone recalibration
+    values: torch.Tensor | None = None  # (Q,) increasing probabilities at the knots (linear in between)
+
+    def design(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw features (N, F) in this head's order -> standardised design matrix (N, F + products)."""
+        z = (x.float() - self.mean.to(x.device)) / self.std.to(x.device)
+        extra = [z[:, i] * z[:, j] for i, j in self.products]
+        return torch.cat([z, torch.stack(extra, 1)], 1) if extra else z
+
+    def logit(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, F) -> (N,) the regression's logit."""
+        return self.design(x) @ self.coef.to(x.device).float() + self.bias
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, F) -> (N,) probability in [0, 1]."""
+        z = self.logit(x)
+        if self.knots is None or self.values is None:
+            return torch.sigmoid(z)
+        return interp(z, self.knots.to(z.device), self.values.to(z.device))
+
+    def to_dict(self) -> dict:
+        d = {
+            "features": list(self.features), "mean": self.mean.float(), "std": self.std.float(),
+            "coef": self.coef.float(), "bias": float(self.bias), "products": [list(p) for p in self.products],
+        }
+        if self.knots is not None and self.values is not None:
+            d |= {"knots": self.knots.float(), "values": self.values.float()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Head:
+        return cls(
+            tuple(d["features"]), torch.as_tensor(d["mean"]).float(), torch.as_tensor(d["std"]).float(),
+            torch.as_tensor(d["coef"]).float(), float(d["bias"]), tuple(tuple(p) for p in d.get("products", ())),
+            _tensor(d.get("knots")), _tensor(d.get("values")),
+        )
+
+
+def interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
+    """numpy.interp for increasing xp (Q,): piecewise linear, constant beyond the ends."""
+    i = torch.searchsorted(xp, x.contiguous()).clamp(1, len(xp) - 1)
+    x0, x1, y0, y1 = xp[i - 1], xp[i], fp[i - 1], fp[i]
+    w = ((x - x0) / (x1 - x0).clamp(min=1e-12)).clamp(0.0, 1.0)
+    return y0 + w * (y1 - y0)
+
+
+@dataclass
+class Matcher:
+    """Image-text agreement: the mean over S seeds of cos(W_img z + b_img, W_txt t + b_txt), z = the
+    standardised pooled photo feature, t = the caption's bag of (distinct, non-special) word ids / count.
+    Trained contrastively on Flickr8k train captions (training/confidence.py)."""
+
+    mu: torch.Tensor  # (C,)
+    sd: torch.Tensor  # (C,)
+    img_w: torch.Tensor  # (S, D, C)
+    img_b: torch.Tensor  # (S, D)
+    txt_w: torch.Tensor  # (S, D, V)
+    txt_b: torch.Tensor  # (S, D)
+
+    def bags(self, seqs: list[list[int]]) -> torch.Tensor:
+        """N word-id lists -> (N, V) normalised bags of words (ids outside the vocabulary are ignored)."""
+        V = self.txt_w.shape[2]
+        out = torch.zeros(len(seqs), V)
+        for i, s in enumerate(seqs):
+            ids = [w for w in s if 4 <= w < V]
+            if ids:
+                out[i, ids] = 1.0
+        return out / out.sum(1, keepdim=True).clamp(min=1.0)
+
+    def __call__(self, pooled: torch.Tensor, seqs: list[list[int]]) -> torch.Tensor:
+        """pooled (N, C), N captions -> (N,) cosine in [-1, 1]."""
+        z = (pooled.float().cpu() - self.mu) / self.sd  # (N, C)
+        t = self.bags(seqs)  # (N, V)
+        fi = F.normalize(torch.einsum("nc,sdc->snd", z, self.img_w) + self.img_b[:, None], dim=2)  # (S, N, D)
+        ft = F.normalize(torch.einsum("nv,sdv->snd", t, self.txt_w) + self.txt_b[:, None], dim=2)
+        return (fi * ft).sum(2).mean(0)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k).half() for k in ("mu", "sd", "img_w", "img_b", "txt_w", "txt_b")}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> Matcher | None:
+        if not d:
+            return None
+        return cls(**{k: torch.as_tensor(d[k]).float() for k in ("mu", "sd", "img_w", "img_b", "txt_w", "txt_b")})
+
+
+@dataclass
+class ConfidenceCalibration:
+    """What the fitted score needs besides the model: stored as payload["calibration"]["confidence"]."""
+
+    avg_grid: torch.Tensor | None = None  # (P, C) mean encoder grid of the training photos
+    centroids: torch.Tensor | None = None  # (M, C) k-means centroids of training photos' pooled features
+    ood_median: float = 0.0  # median over training photos of log(min squared distance to a centroid)
+    heads: dict[str, Head] = field(default_factory=dict)  # "tagger": all features, "plain": no tagger ones
+    matcher: Matcher | None = None
+    info: dict = field(default_factory=dict)  # how it was fitted (data, sizes, dev figures): plain values
+
+    def head_for(self, with_tagger: bool) -> Head | None:
+        if with_tagger and "tagger" in self.heads:
+            return self.heads["tagger"]
+        return self.heads.get("plain")
+
+    def to_dict(self) -> dict:
+        """Plain dict of tensors, floats, strings and lists (loads with torch.load(weights_only=True))."""
+        return {
+            "version": 1,
+            "avg_grid": None if self.avg_grid is None else self.avg_grid.half(),
+            "centroids": None if self.centroids is None else self.centroids.half(),
+            "ood_median": float(self.ood_median),
+            "heads": {k: h.to_dict() for k, h in self.heads.items()},
+            "matcher": None if self.matcher is None else self.matcher.to_dict(),
+            "info": dict(self.info),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> ConfidenceCalibration | None:
+        if not d:
+            return None
+        return cls(
+            _tensor(d.get("avg_grid")), _tensor(d.get("centroids")), float(d.get("ood_median", 0.0)),
+            {k: Head.from_dict(h) for k, h in (d.get("heads") or {}).items()}, Matcher.from_dict(d.get("matcher")),
+            dict(d.get("info") or {}),
+        )
+
+
+def _tensor(v) -> torch.Tensor | None:
+    return None if v is None else torch.as_tensor(v).float()
+
+
+# ------------------------------------------------------------------------------------------ mentions
+
+
+def _word_forms(word: str) -> set[str]:
+    """A label-map word and its plurals: "dog" -> {"dog", "dogs"}, "puppy" -> {"puppy", "puppies"}."""
+    forms = {word, word + "s"}
+    if word.endswith(("s", "x", "ch", "sh")):
+        forms.add(word + "es")
+    if word.endswith("y") and len(word) > 2 and word[-2] not in "aeiou":
+        forms.add(word[:-1] + "ies")
+    if word.endswith("f"):
+        forms.add(word[:-1] + "ves")
+    return forms
+
+
+class MentionIndex:
+    """Which label-map words a caption (vocabulary ids) names: any of names_of[word], singular or plural,
+    one to three tokens long."""
+
+    def __init__(self, words: list[str], labelmap) -> None:
+        ids = {w: i for i, w in enumerate(words)}
+        col = {w: j for j, w in enumerate(labelmap.words)}
+        self.size = len(labelmap.words)
+        self.grams: dict[tuple[int, ...], list[int]] = {}
+        for word, names in labelmap.names_of.items():
+            for name in names:
+                parts = name.split()
+                if not parts:
+                    continue
+                for last in _word_forms(parts[-1]):
+                    key = [ids.get(p) for p in (*parts[:-1], last)]
+                    if None not in key:
+                        self.grams.setdefault(tuple(key), []).append(col[word])
+        self.longest = max((len(k) for k in self.grams), default=1)
+
+    def mask(self, seqs: list[list[int]]) -> torch.Tensor:
+        """N word-id lists -> (N, W) 1.0 where the caption names the word."""
+        out = torch.zeros(len(seqs), self.size)
+        for i, s in enumerate(seqs):
+            for n in range(1, self.longest + 1):
+                for a in range(len(s) - n + 1):
+                    for j in self.grams.get(tuple(s[a : a + n]), ()):
+                        out[i, j] = 1.0
+        return out
+
+
+_MENTION_CACHE: dict[tuple[int, int], tuple[object, object, MentionIndex]] = {}
+
+
+def mention_index(vocab, labelmap) -> MentionIndex:
+    """The (cached) MentionIndex of a vocabulary and a label map."""
+    key = (id(vocab), id(labelmap))
+    hit = _MENTION_CACHE.get(key)
+    if hit is None or hit[0] is not vocab or hit[1] is not labelmap:
+        hit = (vocab, labelmap, MentionIndex(list(vocab.words), labelmap))
+        _MENTION_CACHE[key] = hit
+    return hit[2]
+
+
+# ------------------------------------------------------------------------------------------ features
+
+
+def _ood(grid: torch.Tensor, calib: ConfidenceCalibration | None) -> torch.Tensor:
+    """grid (N, P, C) -> (N,) log min squared distance of the pooled feature to a centroid, minus median."""
+    if calib is None or calib.centroids is None:
+        return grid.new_zeros(grid.shape[0])
+    pooled = grid.float().mean(1)  # (N, C)
+    d2 = torch.cdist(pooled, calib.centroids.to(grid.device).float()).pow(2).min(1).values  # (N,)
+    return torch.log(d2 + 1e-6) - calib.ood_median
+
+
+@torch.no_grad()
+def caption_features(
+    model,
+    grid: torch.Tensor,
+    seqs: list[list[int]],
+    *,
+    vocab=None,
+    labelmap=None,
+    calib: ConfidenceCalibration | None = None,
+    token_lp: torch.Tensor | None = None,
+    avg_lp: torch.Tensor | None = None,
+    tag_probs: torch.Tensor | None = None,
+    decoder: torch.nn.Module | None = None,
+) -> torch.Tensor:
+    """Features (N, len(FEATURES)) of caption i (word ids, no <start>/<end>) for its photo grid[i] (N, P, C).
+
+    token_lp / avg_lp (N, T+1): teacher-forced log-probabilities given the photo / the average photo, when
+    already known (0 after <end>); tag_probs (N, K) the tagger's class probabilities (None: computed when
+    the model has a tagger and a label map is given). decoder: the decoder to score with (default
+    model.decoder; the engine passes its int8 copy). Tagger features are 0 without tagger or label map;
+    avg features equal the photo ones without calibration.
+    """
+    if decoder is None and model is not None:
+        decoder = model.decoder
+    N = len(seqs)
+    lengths = torch.tensor([len(s) + 1 for s in seqs], dtype=torch.float32)  # tokens incl. <end>
+    if token_lp is None:
+        token_lp = token_logprobs(decoder, grid, seqs)
+    token_lp = token_lp.float().cpu()  # (N, T+1)
+    valid = torch.arange(token_lp.shape[1])[None, :] < lengths[:, None]  # (N, T+1)
+    if avg_lp is None:
+        if calib is not None and calib.avg_grid is not None:
+            avg = calib.avg_grid.to(grid.device, grid.dtype)[None]  # (1, P, C)
+            avg_lp = token_logprobs(decoder, avg, seqs, torch.zeros(N, dtype=torch.long, device=grid.device))
+        else:
+            avg_lp = token_lp
+    avg_lp = avg_lp.float().cpu()
+    big = torch.tensor(1e9)
+    mean_lp = token_lp.sum(1) / lengths
+    tok_pmi = token_lp - avg_lp  # (N, T+1)
+    cols = {
+        "mean_lp": mean_lp,
+        "min_lp": torch.where(valid, token_lp, big).min(1).values,
+        "log_len": torch.log(lengths),
+        "avg_mean_lp": avg_lp.sum(1) / lengths,
+        "min_tok_pmi": torch.where(valid, tok_pmi, big).min(1).values,
+        "max_tok_pmi": torch.where(valid, tok_pmi, -big).max(1).values,
+    }
+    if tag_probs is None and labelmap is not None and getattr(model, "tagger", None) is not None:
+        tag_probs = model.tag(grid)
+    if tag_probs is not None and labelmap is not None and vocab is not None:
+        tag_probs = tag_probs.float().cpu()  # (N, K)
+        wp = labelmap.word_probs(tag_probs)  # (N, W)
+        named = mention_index(vocab, labelmap).mask(seqs)  # (N, W)
+        claim = (wp * named).max(1).values  # (N,)
+        has = named.max(1).values
+        top_p, top_w = wp.max(1)
+        top_named = named.gather(1, top_w[:, None]).squeeze(1)
+        cols |= {
+            "mention_mass": (wp * named).sum(1),
+            "claim_logp": has * torch.log(claim + _CLAIM_FLOOR),
+            "has_claim": has,
+            "contradiction": top_p * (1 - top_named),
+            "tag_max": tag_probs.max(1).values,
+            "tag_entropy": -(tag_probs * torch.log(tag_probs + 1e-12)).sum(1) / math.log(tag_probs.shape[1]),
+        }
+    else:
+        cols |= {name: torch.zeros(N) for name in TAGGER_FEATURES}
+    cols["ood"] = _ood(grid, calib).float().cpu()
+    if calib is not None and calib.matcher is not None:
+        cols["match"] = calib.matcher(grid.float().mean(1), seqs)
+    else:
+        cols["match"] = torch.zeros(N)
+    return torch.stack([cols[name] for name in FEATURES], 1)  # (N, F)
+
+
+def select(x: torch.Tensor, names: tuple[str, ...] | list[str]) -> torch.Tensor:
+    """Columns of caption_features' (N, F) output by feature name -> (N, len(names))."""
+    return x[:, [FEATURES.index(n) for n in names]]
+
+
+def fallback_score(x: torch.Tensor) -> torch.Tensor:
+    """Features (N, F) -> (N,) the geometric-mean token probability: the score without a calibration."""
+    return torch.exp(select(x, ["mean_lp"])[:, 0]).clamp(0.0, 1.0)
+
+
+@torch.no_grad()
+def score(
+    model,
+    grid: torch.Tensor,
+    seqs: list[list[int]],
+    *,
+    vocab=None,
+    labelmap=None,
+    calib: ConfidenceCalibration | dict | None = None,
+    token_lp: torch.Tensor | None = None,
+    tag_probs: torch.Tensor | None = None,
+    decoder: torch.nn.Module | None = None,
+) -> torch.Tensor:
+    """(N,) probability in [0, 1] that a person accepts caption i for photo grid[i] (N, P, C).
+
+    calib: a ConfidenceCalibration or its dict (payload["calibration"]["confidence"]); None or empty:
+    the geometric-mean token probability. The tagger head is used when the model has one, a label map
+    and the vocabulary are given and the calibration has a "tagger" head; otherwise the "plain" head.
+    """
+    if isinstance(calib, dict) or calib is None:
+        calib = ConfidenceCalibration.from_dict(calib)
+    if not seqs:
+        return torch.zeros(0)
+    tagger_ok = labelmap is not None and vocab is not None and (
+        tag_probs is not None or getattr(model, "tagger", None) is not None
+    )
+    head = calib.head_for(tagger_ok) if calib is not None else None
+    x = caption_features(
+        model, grid, seqs, vocab=vocab, labelmap=labelmap if tagger_ok else None, calib=calib, token_lp=token_lp,
+        tag_probs=tag_probs if tagger_ok else None, decoder=decoder,
+    )  # (N, F)
+    if head is None:
+        return fallback_score(x)
+    return head(select(x, head.features)).clamp(0.0, 1.0)
