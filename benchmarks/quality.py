@@ -9,6 +9,7 @@ exact to pycocoevalcap; METEOR through its Java jar when Java is present).
         [--out results.json]
 
 --decoders int8 also scores the int8 decoder that CPU workers run (captioner.inference), on the same grids.
+A model with an image tagger is scored with and without tagger-guided constrained search.
 
 Skips with a clear message when the dataset is absent. Not a test: nothing asserts, it measures.
 """
@@ -67,14 +68,16 @@ def main() -> None:
             t0 = time.perf_counter()
             grid = encode_split(engine, [im.path for im in images])
             refs = {im.name: im.captions for im in images}
-            for kind, beam in ((k, b) for k in args.decoders for b in args.beams):
+            # A model with an image tagger is scored with and without tagger guidance, side by side.
+            guidance = (False, True) if engine.labelmap is not None else (False,)
+            for kind, beam, guided in ((k, b, g) for k in args.decoders for b in args.beams for g in guidance):
                 engine.decoder = decoders[kind]
                 captions = []
                 for s in range(0, len(images), 100):
-                    dec = engine.decode_grid(grid[s : s + 100], beam_size=beam)
-                    captions += [engine.vocab.decode(t.tolist()) for t in dec.tokens]
+                    captions += [r.text for r in engine.caption_grid(grid[s : s + 100], beam_size=beam, guided=guided)]
                 metrics = evaluate({im.name: c for im, c in zip(images, captions, strict=True)}, refs)
                 label = name if kind == "fp32" else f"{name} (int8 decoder)"
+                label += " + tagger guidance" if guided else ""
                 row = {"model": label, "split": split, "beam": beam, **{k: metrics[k] for k in KEYS}}
                 rows.append(row)
                 print(json.dumps(row), flush=True)

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 
 import torch
 
+from captioner import confidence
+from captioner.confidence import ConfidenceCalibration
 from captioner.labelmap import LabelMap
 from captioner.model import Captioner
-from captioner.scoring import caption_logprobs
+from captioner.vocab import Vocabulary
 
 BANDS = ("unsure", "probable", "sure")
 
@@ -21,12 +23,14 @@ BANDS = ("unsure", "probable", "sure")
 class ConfidenceScorer:
     probable_from: float | None = None  # confidence >= this: "probable"
     sure_from: float | None = None  # confidence >= this: "sure"
-    model: object | None = None  # captioner.confidence's fitted scorer, None: geometric-mean probability
+    calibration: ConfidenceCalibration | None = None  # the fitted model; None: geometric-mean probability
+    vocab: Vocabulary | None = None
 
     @classmethod
-    def from_calibration(cls, calibration: dict, device: torch.device | str = "cpu") -> ConfidenceScorer:
+    def from_calibration(cls, calibration: dict, vocab: Vocabulary | None = None) -> ConfidenceScorer:
         bands = calibration.get("bands") or {}
-        return cls(bands.get("probable_from"), bands.get("sure_from"))
+        fitted = ConfidenceCalibration.from_dict(calibration.get("confidence"))
+        return cls(bands.get("probable_from"), bands.get("sure_from"), fitted, vocab)
 
     def score(
         self,
@@ -39,9 +43,8 @@ class ConfidenceScorer:
     ) -> torch.Tensor:
         """(B,) confidence in [0, 1] of each caption (word ids, no <start>/<end>) for its grid (B, P, C).
         Log-probabilities come from teacher forcing, so a caption scores the same whoever wrote it."""
-        logps = caption_logprobs(decoder, grid, seqs)  # (B, T+1), 0 after <end>
-        lengths = torch.tensor([len(s) + 1 for s in seqs], device=logps.device)
-        return torch.exp(logps.sum(1) / lengths.float())
+        return confidence.score(captioner, grid, seqs, vocab=self.vocab, labelmap=labelmap, calib=self.calibration,
+                                tag_probs=tag_probs, decoder=decoder)
 
     def band(self, confidence: float) -> str | None:
         if self.sure_from is None or self.probable_from is None:

@@ -26,6 +26,9 @@ class Guidance:
 
     force_above: float = 0.5  # the caption must name the word from here on
     hint_above: float = 0.3  # an unsure answer may say "It may show a cat." from here on
+    # A forced caption is kept only if its mean log-probability per word is at most this much below
+    # the free caption's: forcing a word the sentence can't take ("a dog is espresso") is worse.
+    max_drop: float = float("inf")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,9 +70,11 @@ def guide(
     beam_size: int,
     max_len: int,
     restricted: torch.Tensor | None = None,
+    max_drop: float = float("inf"),
 ) -> tuple[Decoded, list[bool]]:
     """Re-decode the images with a non-empty constraint; -> (captions, which ones now come from the
-    constrained search). Images whose constraint can't be met keep their first caption."""
+    constrained search). Images whose constraint can't be met, or only with a caption scoring more
+    than max_drop (mean log-probability per word) below the free one, keep their first caption."""
     todo = [b for b, ids in enumerate(constraints) if ids]
     forced = [False] * len(constraints)
     if not todo:
@@ -82,6 +87,7 @@ def guide(
     sub, met = constrained_beam_search(
         decoder, grid[rows], mask, beam_size, max_len, restricted=restricted
     )
+    met = met & (sub.scores >= out.scores[rows] - max_drop)
     take = [b for b, ok in zip(todo, met.tolist(), strict=True) if ok]
     for b in take:
         forced[b] = True

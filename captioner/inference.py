@@ -15,7 +15,7 @@ from PIL import Image
 
 from captioner.bands import ConfidenceScorer
 from captioner.checkpoint import DEFAULT_CHECKPOINT, file_sha256, load_checkpoint
-from captioner.decoding import Decoded, beam_search, greedy
+from captioner.decoding import Decoded, beam_search
 from captioner.guidance import Guidance, forced_words, guide
 from captioner.labelmap import LabelMap, with_article
 from captioner.preprocess import to_batch
@@ -85,7 +85,7 @@ class CaptionEngine:
         self.labelmap = LabelMap.load() if model.tagger is not None and model.cfg.tagger_classes == 1000 else None
         self.guidance = Guidance.from_dict(calibration.get("guidance"))
         self.restricted = restricted_mask(vocab, payload.get("extra", {}).get("expanded_words"))
-        self.scorer = ConfidenceScorer.from_calibration(calibration, device=device)
+        self.scorer = ConfidenceScorer.from_calibration(calibration, vocab)
 
     @classmethod
     def load(
@@ -165,9 +165,11 @@ class CaptionEngine:
         if tops is not None and guided:
             constraints = forced_words(tops, out.tokens, self.labelmap, self.vocab, self.guidance.force_above)
             out, forced = guide(self.decoder, grid, out, constraints, beam_size=beam_size, max_len=max_len,
-                                restricted=self.restricted)
+                                restricted=self.restricted, max_drop=self.guidance.max_drop)
         t3 = time.perf_counter()
-        seqs = [out.tokens[i, : int(out.lengths[i]) - 1].tolist() for i in range(grid.shape[0])]
+        # Scored as the text people get (after "a" -> "an" and the like): `judge` of that text agrees.
+        texts = [detokenize(self.vocab.decode_tokens(out.tokens[i].tolist())) for i in range(grid.shape[0])]
+        seqs = [self.vocab.encode(t)[1:-1] for t in texts]
         confidence = self.scorer.score(self.model, self.decoder, grid, seqs, tag_probs, self.labelmap)  # (B,)
         t4 = time.perf_counter()
         # Per batch, in ms: what each part of an honest caption costs (benchmarks/captioner_speed.py).
@@ -202,15 +204,6 @@ class CaptionEngine:
                 # Words only, as a decoded caption would have them: no <start>/<end>, at most 2x max_len.
                 seqs = [self.vocab.encode(c)[1:-1][: 2 * self.cfg.max_len] for c in captions]
                 return self.scorer.score(self.model, self.decoder, grid, seqs, tag_probs, self.labelmap).tolist()
-
-    def decode_grid(self, grid: torch.Tensor, *, beam_size: int = 3, max_len: int | None = None) -> Decoded:
-        """Decode precomputed (B, P, C) features (evaluation on cached features)."""
-        max_len = max_len or self.cfg.max_len
-        with torch.inference_mode(), self._lock:
-            grid = grid.to(self.device)
-            if beam_size > 1:
-                return beam_search(self.decoder, grid, beam_size, max_len)
-            return greedy(self.decoder, grid, max_len)
 
     def _results(
         self, out: Decoded, confidence: list[float], with_attention: bool, forced: list[bool]
