@@ -75,6 +75,8 @@ def main() -> None:
     ap.add_argument("--thresholds", nargs="+", type=float, default=[1.01, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3])
     ap.add_argument("--max-drops", nargs="+", type=float, default=[float("inf")],
                     help="largest drop in mean log-probability per word a forced caption may cost")
+    ap.add_argument("--always-above", type=float, default=1.01,
+                    help="tagger probability from which the word is forced whatever the drop")
     ap.add_argument("--flickr8k", type=Path, default=SHARED / "flickr8k")
     ap.add_argument("--coco", type=Path, default=SHARED / "coco-mini")
     ap.add_argument("--out", type=Path, default=Path("runs/guidance_sweep.json"))
@@ -88,13 +90,14 @@ def main() -> None:
         print(f"skipped: neither {args.flickr8k} nor {args.coco} is there")
         return
     engine = CaptionEngine.load(args.model, device="cpu")
+    engine.guidance.always_above = args.always_above
     grids = {name: encode(engine, paths, name) for name, (paths, _) in sets.items()}
     table = []
     for th, drop in ((t, d) for t in args.thresholds for d in args.max_drops):
         if th > 1 and drop != args.max_drops[0]:
             continue  # never forcing: the drop does not matter
         engine.guidance.force_above, engine.guidance.max_drop = th, drop
-        row = {"force_above": th, "max_drop": drop}
+        row = {"force_above": th, "max_drop": drop, "always_above": args.always_above}
         for name, (_, refs) in sets.items():
             t0 = time.perf_counter()
             results = caption_all(engine, grids[name])

@@ -29,6 +29,8 @@ class Guidance:
     # A forced caption is kept only if its mean log-probability per word is at most this much below
     # the free caption's: forcing a word the sentence can't take ("a dog is espresso") is worse.
     max_drop: float = float("inf")
+    # ... unless the tagger is at least this sure: then the word is said however the sentence scores.
+    always_above: float = 1.01
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,10 +73,12 @@ def guide(
     max_len: int,
     restricted: torch.Tensor | None = None,
     max_drop: float = float("inf"),
+    insist: list[bool] | None = None,
 ) -> tuple[Decoded, list[bool]]:
     """Re-decode the images with a non-empty constraint; -> (captions, which ones now come from the
     constrained search). Images whose constraint can't be met, or only with a caption scoring more
-    than max_drop (mean log-probability per word) below the free one, keep their first caption."""
+    than max_drop (mean log-probability per word) below the free one (unless insist[b]), keep their
+    first caption."""
     todo = [b for b, ids in enumerate(constraints) if ids]
     forced = [False] * len(constraints)
     if not todo:
@@ -87,7 +91,10 @@ def guide(
     sub, met = constrained_beam_search(
         decoder, grid[rows], mask, beam_size, max_len, restricted=restricted
     )
-    met = met & (sub.scores >= out.scores[rows] - max_drop)
+    close = sub.scores >= out.scores[rows] - max_drop
+    if insist is not None:
+        close = close | torch.tensor([insist[b] for b in todo], device=grid.device)
+    met = met & close
     take = [b for b, ok in zip(todo, met.tolist(), strict=True) if ok]
     for b in take:
         forced[b] = True

@@ -164,8 +164,9 @@ class CaptionEngine:
         forced = [False] * grid.shape[0]
         if tops is not None and guided:
             constraints = forced_words(tops, out.tokens, self.labelmap, self.vocab, self.guidance.force_above)
+            insist = [bool(words) and words[0].p >= self.guidance.always_above for words in tops]
             out, forced = guide(self.decoder, grid, out, constraints, beam_size=beam_size, max_len=max_len,
-                                restricted=self.restricted, max_drop=self.guidance.max_drop)
+                                restricted=self.restricted, max_drop=self.guidance.max_drop, insist=insist)
         t3 = time.perf_counter()
         # Scored as the text people get (after "a" -> "an" and the like): `judge` of that text agrees.
         texts = [detokenize(self.vocab.decode_tokens(out.tokens[i].tolist())) for i in range(grid.shape[0])]

@@ -164,3 +164,14 @@ def test_the_article_agrees_with_the_word_after_it():
     assert detokenize(["a", "man", "rides", "a", "elephant"]) == "A man rides an elephant."
     assert detokenize(["an", "dog", "and", "a", "umbrella", "and", "a", "unicycle"]) == (
         "A dog and an umbrella and a unicycle.")
+
+
+def test_a_forced_caption_far_below_the_free_one_is_dropped_unless_the_tagger_insists():
+    dec, g = make_decoder(seed=13), grids(2, seed=14)
+    free = beam_search(dec, g, 3, 12)
+    unsaid = [next(w for w in range(10, 30) if w not in free.tokens[b].tolist()) for b in range(2)]
+    constraints = [[unsaid[0]], [unsaid[1]]]
+    _, forced = guide(dec, g, free, constraints, beam_size=3, max_len=12, max_drop=0.0)
+    assert forced == [False, False]  # a forced word never makes the sentence more likely here
+    out, forced = guide(dec, g, free, constraints, beam_size=3, max_len=12, max_drop=0.0, insist=[True, False])
+    assert forced == [True, False] and unsaid[0] in _words_before_end(out.tokens[0])
