@@ -7,12 +7,14 @@
 3. The confidence model, band thresholds and guidance thresholds go into payload["calibration"].
 
     .venv/bin/python -m training.honest_model --from captioner/assets/captionbot-flickr8k.pt \\
-        --out runs/honest.pt [--calibration conf.pt] [--force-above 0.5] [--hint-above 0.3]
+        --out runs/honest.pt [--calibration conf.pt] [--force-above 0.3] [--max-drop 0.4] \\
+        [--always-above 0.8] [--hint-above 0.5] [--bands '{"probable_from": 0.3, "sure_from": 0.7}'] [--version V]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +80,7 @@ def build(
     calibration: dict | None = None,
     guidance: Guidance | None = None,
     labelmap: LabelMap | None = None,
+    version: str | None = None,
 ) -> tuple[Path, dict[str, str]]:
     """-> (the written checkpoint, {added word: donor})."""
     model, vocab, payload = load_checkpoint(src)
@@ -86,6 +89,8 @@ def build(
     vocab, added = expand_vocabulary(model, vocab, choose_donors(labelmap, vocab))
     extra = dict(payload.get("extra", {}))
     extra["expanded_words"] = {**extra.get("expanded_words", {}), **added}
+    if version:
+        extra["version"] = version
     calib = dict(payload.get("calibration") or {})
     calib.update(calibration or {})
     calib["guidance"] = (guidance or Guidance.from_dict(calib.get("guidance"))).to_dict()
@@ -101,10 +106,18 @@ def main() -> None:
     ap.add_argument("--calibration", help="torch file with calibration entries (confidence, bands)")
     ap.add_argument("--force-above", type=float, default=Guidance.force_above)
     ap.add_argument("--hint-above", type=float, default=Guidance.hint_above)
+    ap.add_argument("--max-drop", type=float, default=Guidance.max_drop)
+    ap.add_argument("--always-above", type=float, default=Guidance.always_above)
+    ap.add_argument("--bands", help='JSON {"probable_from": x, "sure_from": y} (benchmarks/honesty.py --choose)')
+    ap.add_argument("--version", help="the model's version name")
     args = ap.parse_args()
-    calibration = torch.load(args.calibration, weights_only=True) if args.calibration else None
-    path, added = build(args.src, args.out, calibration=calibration,
-                        guidance=Guidance(args.force_above, args.hint_above))
+    calibration = torch.load(args.calibration, weights_only=True) if args.calibration else {}
+    if calibration and "confidence" not in calibration:  # a bare confidence model (training.confidence)
+        calibration = {"confidence": calibration}
+    if args.bands:
+        calibration["bands"] = json.loads(args.bands)
+    guidance = Guidance(args.force_above, args.hint_above, args.max_drop, args.always_above)
+    path, added = build(args.src, args.out, calibration=calibration, guidance=guidance, version=args.version)
     print(f"wrote {path}: {len(added)} words added, e.g. "
           + ", ".join(f"{w} <- {d}" for w, d in list(added.items())[:12]))
 
