@@ -6,7 +6,7 @@ exact to pycocoevalcap; METEOR through its Java jar when Java is present).
 
     .venv/bin/python benchmarks/quality.py NAME=CHECKPOINT [NAME=CHECKPOINT ...] \\
         [--data ../shared/datasets/flickr8k] [--splits dev test] [--beams 1 3] [--decoders fp32 int8] \\
-        [--out results.json]
+        [--out results.json] [--grids GRIDS.npy --names NAMES.json]
 
 --decoders int8 also scores the int8 decoder that CPU workers run (captioner.inference), on the same grids.
 A model with an image tagger is scored with and without tagger-guided constrained search.
@@ -43,6 +43,15 @@ def encode_split(engine: CaptionEngine, paths: list[Path], batch: int = 50) -> t
     return torch.cat(grids)  # (N, P, C)
 
 
+def cached_grids(args, images) -> torch.Tensor:
+    """Grids of `images` from a cache made end to end by the same encoder (saves the CNN pass)."""
+    import numpy as np
+
+    index = {n: i for i, n in enumerate(json.loads(args.names.read_text()))}
+    cache = np.load(args.grids, mmap_mode="r")
+    return torch.from_numpy(np.stack([cache[index[im.name]] for im in images]).astype(np.float32))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="+", help="NAME=CHECKPOINT")
@@ -51,6 +60,8 @@ def main() -> None:
     ap.add_argument("--beams", nargs="+", type=int, default=[1, 3])
     ap.add_argument("--decoders", nargs="+", choices=["fp32", "int8"], default=["fp32"])
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--grids", type=Path, help="cached (N, 49, C) encoder grids (.npy) of the same encoder")
+    ap.add_argument("--names", type=Path, help="JSON list of the photo file names of --grids, in order")
     args = ap.parse_args()
     if not (Path(args.data) / "Flickr8k.token.txt").is_file():
         print(f"skipped: no Flickr8k at {args.data} (needs ../shared/datasets/flickr8k)")
@@ -66,7 +77,7 @@ def main() -> None:
         for split in args.splits:
             images = dataset.split(split)
             t0 = time.perf_counter()
-            grid = encode_split(engine, [im.path for im in images])
+            grid = cached_grids(args, images) if args.grids else encode_split(engine, [im.path for im in images])
             refs = {im.name: im.captions for im in images}
             # A model with an image tagger is scored with and without tagger guidance, side by side.
             guidance = (False, True) if engine.labelmap is not None else (False,)

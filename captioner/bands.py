@@ -15,6 +15,7 @@ from captioner.confidence import ConfidenceCalibration
 from captioner.labelmap import LabelMap
 from captioner.model import Captioner
 from captioner.vocab import Vocabulary
+from captioner.vocab_expansion import RestrictedDecoder
 
 BANDS = ("unsure", "probable", "sure")
 
@@ -25,12 +26,15 @@ class ConfidenceScorer:
     sure_from: float | None = None  # confidence >= this: "sure"
     calibration: ConfidenceCalibration | None = None  # the fitted model; None: geometric-mean probability
     vocab: Vocabulary | None = None
+    restricted: torch.Tensor | None = None  # (V,) words added by vocabulary expansion
 
     @classmethod
-    def from_calibration(cls, calibration: dict, vocab: Vocabulary | None = None) -> ConfidenceScorer:
+    def from_calibration(
+        cls, calibration: dict, vocab: Vocabulary | None = None, restricted: torch.Tensor | None = None
+    ) -> ConfidenceScorer:
         bands = calibration.get("bands") or {}
         fitted = ConfidenceCalibration.from_dict(calibration.get("confidence"))
-        return cls(bands.get("probable_from"), bands.get("sure_from"), fitted, vocab)
+        return cls(bands.get("probable_from"), bands.get("sure_from"), fitted, vocab, restricted)
 
     def score(
         self,
@@ -43,6 +47,8 @@ class ConfidenceScorer:
     ) -> torch.Tensor:
         """(B,) confidence in [0, 1] of each caption (word ids, no <start>/<end>) for its grid (B, P, C).
         Log-probabilities come from teacher forcing, so a caption scores the same whoever wrote it."""
+        if self.restricted is not None and seqs:
+            decoder = RestrictedDecoder.for_captions(decoder, self.restricted, seqs)
         return confidence.score(captioner, grid, seqs, vocab=self.vocab, labelmap=labelmap, calib=self.calibration,
                                 tag_probs=tag_probs, decoder=decoder)
 

@@ -60,11 +60,12 @@ def constrained_beam_search(
     allowed = None if restricted is None else constraints | ~restricted.unsqueeze(0)  # (B, V)
     for t in range(max_len + 1):
         logits, state, _ = decoder.step(tokens, state)
-        logp = _mask_step(F.log_softmax(logits.float(), dim=1), finished, force_end=t == max_len)  # (B*G, V)
-        V = logp.shape[1]
+        V = logits.shape[1]
+        logits = logits.float()
+        if allowed is not None:  # before the softmax, as in free decoding: see beam_search's `banned`
+            logits = logits.view(B, G, V).masked_fill(~allowed.unsqueeze(1), NEG_INF).view(B * G, V)
+        logp = _mask_step(F.log_softmax(logits, dim=1), finished, force_end=t == max_len)  # (B*G, V)
         logp = logp.view(B, G, V)
-        if allowed is not None:
-            logp = logp.masked_fill(~allowed.unsqueeze(1), NEG_INF)  # (B, G, V)
         total = scores.unsqueeze(2) + logp  # (B, G, V)
         hit = constraints.unsqueeze(1)  # (B, 1, V)
         # State 0 keeps the words that don't meet the constraint; state 1 takes the rest of state 0

@@ -143,9 +143,10 @@ def _search(
         n = alive.shape[0]
         base = (torch.arange(n, device=device) * K).unsqueeze(1)  # (n, 1) first row of each image
         logits, state, alpha = decoder.step(tokens, state)
-        logp = _mask_step(F.log_softmax(logits.float(), dim=1), finished, force_end=t == max_len)  # (n*K, V)
-        if banned is not None:
-            logp[:, banned] = float("-inf")
+        logits = logits.float()
+        if banned is not None:  # before the softmax: banned words take no probability from the others
+            logits[:, banned] = float("-inf")
+        logp = _mask_step(F.log_softmax(logits, dim=1), finished, force_end=t == max_len)  # (n*K, V)
         V = logp.shape[1]
         cand = (scores.reshape(n * K, 1) + logp).reshape(n, K * V)
         scores, flat_idx = cand.topk(K, dim=1)  # (n, K)

@@ -85,7 +85,7 @@ class CaptionEngine:
         self.labelmap = LabelMap.load() if model.tagger is not None and model.cfg.tagger_classes == 1000 else None
         self.guidance = Guidance.from_dict(calibration.get("guidance"))
         self.restricted = restricted_mask(vocab, payload.get("extra", {}).get("expanded_words"))
-        self.scorer = ConfidenceScorer.from_calibration(calibration, vocab)
+        self.scorer = ConfidenceScorer.from_calibration(calibration, vocab, self.restricted)
 
     @classmethod
     def load(

@@ -68,3 +68,33 @@ def restricted_mask(vocab: Vocabulary, expanded: dict[str, str] | None) -> torch
         if i is not None:
             mask[i] = True
     return mask
+
+
+class RestrictedDecoder:
+    """A decoder whose borrowed words leave the softmax except where a caption says them.
+
+    Scoring a caption word by word (teacher forcing) with a borrowed word in the softmax would take
+    probability from its donor at every step; this keeps each caption's log-probabilities what the
+    model without expansion gives, plus the borrowed words the caption itself uses.
+    allowed (N, V) bool: per caption row, the words that stay in the softmax.
+    """
+
+    def __init__(self, decoder, allowed: torch.Tensor) -> None:
+        self.inner = decoder
+        self.allowed = allowed
+        self.cfg = decoder.cfg
+
+    @classmethod
+    def for_captions(cls, decoder, restricted: torch.Tensor, seqs: list[list[int]]) -> RestrictedDecoder:
+        allowed = (~restricted).unsqueeze(0).repeat(len(seqs), 1)  # (N, V)
+        for i, seq in enumerate(seqs):
+            if seq:
+                allowed[i, torch.tensor(seq, dtype=torch.long)] = True
+        return cls(decoder, allowed)
+
+    def init_state(self, grid: torch.Tensor):
+        return self.inner.init_state(grid)
+
+    def step(self, tokens: torch.Tensor, state):
+        logits, state, alpha = self.inner.step(tokens, state)
+        return logits.float().masked_fill(~self.allowed.to(logits.device), float("-inf")), state, alpha

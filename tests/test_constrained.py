@@ -175,3 +175,21 @@ def test_a_forced_caption_far_below_the_free_one_is_dropped_unless_the_tagger_in
     assert forced == [False, False]  # a forced word never makes the sentence more likely here
     out, forced = guide(dec, g, free, constraints, beam_size=3, max_len=12, max_drop=0.0, insist=[True, False])
     assert forced == [True, False] and unsaid[0] in _words_before_end(out.tokens[0])
+
+
+def test_borrowed_words_take_no_probability_from_captions_that_do_not_use_them():
+    from captioner.vocab_expansion import RestrictedDecoder
+
+    vocab = Vocabulary(["<pad>", "<start>", "<end>", "<unk>", "a", "horse", "dog", "grass"])
+    model = _tiny_captioner(len(vocab))
+    g = torch.randn(2, 4, 130)
+    before = caption_logprobs(model.decoder, g, [[4, 5, 7], [4, 6]])
+    vocab2, added = expand_vocabulary(model, vocab, {"zebra": "horse"})
+    restricted = restricted_mask(vocab2, added)
+    seqs = [[4, 5, 7], [4, 8]]  # the second caption says the borrowed word
+    after = caption_logprobs(RestrictedDecoder.for_captions(model.decoder, restricted, seqs), g, seqs)
+    assert torch.allclose(after[0], before[0], atol=1e-5)
+    assert torch.isfinite(after[1, :3]).all()
+    # Free decoding never says it, and the others' probabilities are as before the expansion.
+    free = beam_search(model.decoder, g, 3, 8, banned=restricted)
+    assert 8 not in free.tokens.tolist()
