@@ -12,6 +12,7 @@ and prints the pair that best meets both goals, as JSON for the checkpoint's cal
 It also draws a reliability diagram: confidence bins against the share that names the main thing.
 
     .venv/bin/python benchmarks/honesty.py MODEL [--choose] [--plot docs/reliability.png] [--out runs/honesty.json]
+        [--grids GRIDS.npy --names NAMES.json]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -104,6 +106,8 @@ def main() -> None:
     ap.add_argument("--choose", action="store_true", help="sweep and print the best band thresholds")
     ap.add_argument("--plot", type=Path, help="reliability diagram PNG")
     ap.add_argument("--out", type=Path, default=Path("runs/honesty.json"))
+    ap.add_argument("--grids", type=Path, help="cached Flickr8k grids (.npy) of the same encoder, end to end")
+    ap.add_argument("--names", type=Path, help="JSON list of the photo file names of --grids")
     args = ap.parse_args()
     sets = {}
     if (args.flickr8k / "Flickr8k.token.txt").is_file():
@@ -116,7 +120,13 @@ def main() -> None:
     engine = CaptionEngine.load(args.model, device="cpu")
     report, all_conf, all_named = {}, [], []
     for name, (paths, refs) in sets.items():
-        results = caption_all(engine, encode(engine, paths, name))
+        if name == "flickr8k-dev" and args.grids:
+            index = {n: i for i, n in enumerate(json.loads(args.names.read_text()))}
+            cache = np.load(args.grids, mmap_mode="r")
+            grid = torch.from_numpy(np.stack([cache[index[p.name]] for p in paths]).astype(np.float32))
+        else:
+            grid = encode(engine, paths, name)
+        results = caption_all(engine, grid)
         conf = np.array([r.confidence for r in results])
         named = np.array([names_main_thing(r.text, rs) for r, rs in zip(results, refs, strict=True)])
         bands = [r.band for r in results]
