@@ -19,7 +19,9 @@ code; a sample of pairs is checked against score() end to end.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import pickle
 import sys
 from pathlib import Path
 
@@ -28,8 +30,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from captioner.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint  # noqa: E402
-from captioner.confidence import FEATURES, ConfidenceCalibration, caption_features, score  # noqa: E402
+from captioner.checkpoint import DEFAULT_CHECKPOINT, file_sha256, load_checkpoint  # noqa: E402
+from captioner.confidence import (  # noqa: E402
+    FEATURES,
+    ConfidenceCalibration,
+    caption_features,
+    photo_summary,
+    score,
+)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -88,7 +96,18 @@ def main() -> None:
     grids = Grids.open(model, [data / "Images" / p for p in photos], args.grids, args.names, Path(args.cache))
     rows = [grids.index[p] for p, _ in pairs]
     seqs = [vocab.encode(c)[1:-1][: 2 * model.cfg.max_len] for _, c in pairs]
-    photo_lp = pair_logprobs(model.decoder, grids, rows, seqs, desc="pairs")
+    # the log-probabilities depend only on the model and the average photo: kept between runs
+    tag = file_sha256(args.checkpoint)[:12]
+    if calib is not None and calib.avg_grid is not None:
+        tag += "-" + hashlib.sha256(calib.avg_grid.half().numpy().tobytes()).hexdigest()[:12]
+    lp_file = Path(args.cache) / f"expert-logprobs-{tag}.pkl"
+    if lp_file.is_file():
+        photo_lp, avg = pickle.loads(lp_file.read_bytes())
+    else:
+        photo_lp = pair_logprobs(model.decoder, grids, rows, seqs, desc="pairs")
+        avg = None if calib is None or calib.avg_grid is None else fixed_logprobs(model.decoder, calib.avg_grid, seqs)
+        lp_file.parent.mkdir(parents=True, exist_ok=True)
+        lp_file.write_bytes(pickle.dumps((photo_lp, avg)))
     pad = max(len(a) for a in photo_lp)
     token_lp = torch.zeros(len(seqs), pad)
     for i, a in enumerate(photo_lp):
@@ -96,8 +115,7 @@ def main() -> None:
     lengths = torch.tensor([len(s) + 1 for s in seqs], dtype=torch.float32)
     mean_lp = (token_lp.sum(1) / lengths).numpy()
     table = {"mean log-probability": agreement(mean_lp, len(ex_pairs), ex_scores, cf_share)}
-    if calib is not None and calib.avg_grid is not None:
-        avg = fixed_logprobs(model.decoder, calib.avg_grid, seqs)
+    if avg is not None:
         avg_lp = torch.zeros(len(seqs), pad)
         for i, a in enumerate(avg):
             avg_lp[i, : len(a)] = torch.from_numpy(a)
@@ -105,9 +123,9 @@ def main() -> None:
         table["PMI (minus average photo)"] = agreement(pmi, len(ex_pairs), ex_scores, cf_share)
         uniq = sorted(set(rows))
         at = {r: j for j, r in enumerate(uniq)}
-        pooled = grids.get(uniq).mean(1)  # (n, C): all that the OOD and tagger features read of a photo
-        x = caption_features(model, pooled[[at[r] for r in rows]][:, None, :], seqs, vocab=vocab, labelmap=labelmap,
-                             calib=calib, token_lp=token_lp, avg_lp=avg_lp)  # (N, F)
+        summary = torch.cat([photo_summary(grids.get(uniq[s : s + 256])) for s in range(0, len(uniq), 256)])
+        x = caption_features(model, None, seqs, vocab=vocab, labelmap=labelmap, calib=calib, token_lp=token_lp,
+                             avg_lp=avg_lp, summary=summary[[at[r] for r in rows]])  # (N, F)
         for name, head in calib.heads.items():
             s = head(x[:, [FEATURES.index(f) for f in head.features]]).numpy()
             table[f"fitted score, {name} head"] = agreement(s, len(ex_pairs), ex_scores, cf_share)

@@ -131,12 +131,13 @@ def interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
 @dataclass
 class Matcher:
     """Image-text agreement: the mean over S seeds of cos(W_img z + b_img, W_txt t + b_txt), z = the
-    standardised pooled photo feature, t = the caption's bag of (distinct, non-special) word ids / count.
-    Trained contrastively on Flickr8k train captions (training/confidence.py)."""
+    standardised photo summary (the grid's mean and max over positions, 2C; or the mean only, C),
+    t = the caption's bag of (distinct, non-special) word ids / count. Trained contrastively on
+    Flickr8k train captions (training/confidence.py)."""
 
-    mu: torch.Tensor  # (C,)
-    sd: torch.Tensor  # (C,)
-    img_w: torch.Tensor  # (S, D, C)
+    mu: torch.Tensor  # (Z,) Z = 2C (mean and max) or C (mean)
+    sd: torch.Tensor  # (Z,)
+    img_w: torch.Tensor  # (S, D, Z)
     img_b: torch.Tensor  # (S, D)
     txt_w: torch.Tensor  # (S, D, V)
     txt_b: torch.Tensor  # (S, D)
@@ -151,9 +152,12 @@ class Matcher:
                 out[i, ids] = 1.0
         return out / out.sum(1, keepdim=True).clamp(min=1.0)
 
-    def __call__(self, pooled: torch.Tensor, seqs: list[list[int]]) -> torch.Tensor:
-        """pooled (N, C), N captions -> (N,) cosine in [-1, 1]."""
-        z = (pooled.float().cpu() - self.mu) / self.sd  # (N, C)
+    def __call__(self, summary: torch.Tensor, seqs: list[list[int]]) -> torch.Tensor:
+        """summary (N, 2, C) (photo_summary) or (N, Z), N captions -> (N,) cosine in [-1, 1]."""
+        summary = summary.float().cpu()
+        if summary.dim() == 3:
+            summary = summary.flatten(1) if summary.shape[1] * summary.shape[2] == len(self.mu) else summary[:, 0]
+        z = (summary - self.mu) / self.sd  # (N, Z)
         t = self.bags(seqs)  # (N, V)
         fi = F.normalize(torch.einsum("nc,sdc->snd", z, self.img_w) + self.img_b[:, None], dim=2)  # (S, N, D)
         ft = F.normalize(torch.einsum("nv,sdv->snd", t, self.txt_w) + self.txt_b[:, None], dim=2)
@@ -274,19 +278,25 @@ def mention_index(vocab, labelmap) -> MentionIndex:
 # ------------------------------------------------------------------------------------------ features
 
 
-def _ood(grid: torch.Tensor, calib: ConfidenceCalibration | None) -> torch.Tensor:
-    """grid (N, P, C) -> (N,) log min squared distance of the pooled feature to a centroid, minus median."""
+def photo_summary(grid: torch.Tensor) -> torch.Tensor:
+    """grid (N, P, C) -> (N, 2, C): the mean and the max over grid positions, all that the photo-level
+    features (tagger, OOD, matcher) read."""
+    grid = grid.float()
+    return torch.stack([grid.mean(1), grid.amax(1)], 1)
+
+
+def _ood(pooled: torch.Tensor, calib: ConfidenceCalibration | None) -> torch.Tensor:
+    """pooled (N, C) -> (N,) log min squared distance to a training centroid, minus the training median."""
     if calib is None or calib.centroids is None:
-        return grid.new_zeros(grid.shape[0])
-    pooled = grid.float().mean(1)  # (N, C)
-    d2 = torch.cdist(pooled, calib.centroids.to(grid.device).float()).pow(2).min(1).values  # (N,)
+        return torch.zeros(pooled.shape[0])
+    d2 = torch.cdist(pooled.float().cpu(), calib.centroids.float()).pow(2).min(1).values  # (N,)
     return torch.log(d2 + 1e-6) - calib.ood_median
 
 
 @torch.no_grad()
 def caption_features(
     model,
-    grid: torch.Tensor,
+    grid: torch.Tensor | None,
     seqs: list[list[int]],
     *,
     vocab=None,
@@ -296,17 +306,21 @@ def caption_features(
     avg_lp: torch.Tensor | None = None,
     tag_probs: torch.Tensor | None = None,
     decoder: torch.nn.Module | None = None,
+    summary: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Features (N, len(FEATURES)) of caption i (word ids, no <start>/<end>) for its photo grid[i] (N, P, C).
 
     token_lp / avg_lp (N, T+1): teacher-forced log-probabilities given the photo / the average photo, when
     already known (0 after <end>); tag_probs (N, K) the tagger's class probabilities (None: computed when
     the model has a tagger and a label map is given). decoder: the decoder to score with (default
-    model.decoder; the engine passes its int8 copy). Tagger features are 0 without tagger or label map;
-    avg features equal the photo ones without calibration.
+    model.decoder; the engine passes its int8 copy). summary (N, 2, C): photo_summary(grid), when known
+    (then grid may be None if token_lp and avg_lp are given too). Tagger features are 0 without tagger or
+    label map; avg features equal the photo ones without calibration; match is 0 without a matcher.
     """
     if decoder is None and model is not None:
         decoder = model.decoder
+    if summary is None:
+        summary = photo_summary(grid)  # (N, 2, C)
     N = len(seqs)
     lengths = torch.tensor([len(s) + 1 for s in seqs], dtype=torch.float32)  # tokens incl. <end>
     if token_lp is None:
@@ -315,8 +329,9 @@ def caption_features(
     valid = torch.arange(token_lp.shape[1])[None, :] < lengths[:, None]  # (N, T+1)
     if avg_lp is None:
         if calib is not None and calib.avg_grid is not None:
-            avg = calib.avg_grid.to(grid.device, grid.dtype)[None]  # (1, P, C)
-            avg_lp = token_logprobs(decoder, avg, seqs, torch.zeros(N, dtype=torch.long, device=grid.device))
+            device = grid.device if grid is not None else summary.device
+            avg = calib.avg_grid.to(device)[None]  # (1, P, C)
+            avg_lp = token_logprobs(decoder, avg, seqs, torch.zeros(N, dtype=torch.long, device=device))
         else:
             avg_lp = token_lp
     avg_lp = avg_lp.float().cpu()
@@ -332,7 +347,7 @@ def caption_features(
         "max_tok_pmi": torch.where(valid, tok_pmi, -big).max(1).values,
     }
     if tag_probs is None and labelmap is not None and getattr(model, "tagger", None) is not None:
-        tag_probs = model.tag(grid)
+        tag_probs = model.tag(grid if grid is not None else summary[:, :1])  # (N, K); summary: its mean
     if tag_probs is not None and labelmap is not None and vocab is not None:
         tag_probs = tag_probs.float().cpu()  # (N, K)
         wp = labelmap.word_probs(tag_probs)  # (N, W)
@@ -351,9 +366,9 @@ def caption_features(
         }
     else:
         cols |= {name: torch.zeros(N) for name in TAGGER_FEATURES}
-    cols["ood"] = _ood(grid, calib).float().cpu()
+    cols["ood"] = _ood(summary[:, 0], calib)
     if calib is not None and calib.matcher is not None:
-        cols["match"] = calib.matcher(grid.float().mean(1), seqs)
+        cols["match"] = calib.matcher(summary, seqs)
     else:
         cols["match"] = torch.zeros(N)
     return torch.stack([cols[name] for name in FEATURES], 1)  # (N, F)

@@ -11,7 +11,15 @@ Pairs, per photo of a split (train to fit, dev to choose feature sets and regula
 The grade of a pair that is not the photo's own reference is min(1, CIDEr-D of the caption against the
 photo's 5 references): a neighbour's "a dog runs on the grass" can describe this photo too, a random
 caption rarely does. The logistic regression is fitted on these soft grades (each pair twice, as a
-positive with weight g and a negative with weight 1 - g). Nothing here reads the test split.
+positive with weight g and a negative with weight 1 - g), then a monotone (isotonic) map from its logit
+to the mean grade is fitted on the same train pairs. The image-text matcher is trained on the train
+photos' own captions; its feature on train pairs is cross-fitted (5 folds over photos). Nothing here
+reads the test split.
+
+Caveat: the captioner was trained on these very train captions, so their log-probabilities are
+inflated (own references: mean log p -2.2 on train against -3.0 on dev; PMI about twice as large).
+Dev chooses strong L2 regularisation, which keeps the weights balanced despite that, but the train
+fitted recalibration is then somewhat off on unseen captions (see the reliability diagram on dev).
 
     .venv/bin/python -m training.confidence CHECKPOINT --out calib.pt [--plot reliability.png]
         [--data ../shared/datasets/flickr8k] [--grids GRIDS.npy --names NAMES.json] [--cache DIR]
@@ -36,6 +44,7 @@ from captioner.confidence import (
     Head,
     Matcher,
     caption_features,
+    photo_summary,
     token_logprobs,
 )
 from captioner.decoding import beam_search
@@ -52,7 +61,9 @@ FEATURE_SETS = {
     "pmi+match+tagger+ood": ("mean_lp", "avg_mean_lp", "match", *TAGGER_FEATURES, "ood"),
     "all": FEATURES,
 }
-C_GRID = (0.01, 0.1, 1.0)
+# Inverse L2 strengths of the logistic regression (sklearn's C; ~70k pairs, each twice). Strong
+# regularisation keeps the weights of correlated features (mean_lp, avg_mean_lp, match) balanced.
+C_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.1, 1.0)
 
 
 @dataclass
@@ -85,11 +96,11 @@ class Grids:
         return torch.from_numpy(np.asarray(self.grids[list(rows)], dtype=np.float32))  # (n, P, C)
 
 
-def pooled_features(grids: Grids, chunk: int = 512) -> np.ndarray:
-    """(N, C) mean over grid positions, float32."""
-    out = np.zeros((len(grids.names), grids.grids.shape[2]), np.float32)
-    for s in tqdm(range(0, len(out), chunk), desc="pooled features", unit="chunk"):
-        out[s : s + chunk] = np.asarray(grids.grids[s : s + chunk], dtype=np.float32).mean(1)
+def photo_summaries(grids: Grids, chunk: int = 512) -> np.ndarray:
+    """(N, 2, C) float32: every photo's grid mean and max over positions (captioner.confidence.photo_summary)."""
+    out = np.zeros((len(grids.names), 2, grids.grids.shape[2]), np.float32)
+    for s in tqdm(range(0, len(out), chunk), desc="photo summaries", unit="chunk"):
+        out[s : s + chunk] = photo_summary(grids.get(range(s, min(s + chunk, len(out))))).numpy()
     return out
 
 
@@ -196,15 +207,16 @@ def fixed_logprobs(decoder, grid: torch.Tensor, seqs: list[list[int]], batch: in
     return [lps[key[tuple(q)]] for q in seqs]
 
 
-def features_from_logprobs(model, vocab, labelmap, calib, rows, seqs, photo_lp, avg_lp, pooled, tags,
+def features_from_logprobs(model, vocab, labelmap, calib, rows, seqs, photo_lp, avg_lp, summaries, tags,
                            chunk: int = 4096) -> np.ndarray:
-    """(N, F) caption_features from precomputed log-probabilities, pooled features (OOD) and tag probs."""
+    """(N, F) caption_features from precomputed log-probabilities, photo summaries (N, 2, C) and tag probs."""
     out = []
     for s in range(0, len(seqs), chunk):
         r = rows[s : s + chunk]
         out.append(caption_features(
-            model, torch.from_numpy(pooled[r])[:, None, :], seqs[s : s + chunk], vocab=vocab, labelmap=labelmap,
-            calib=calib, token_lp=_pad(photo_lp[s : s + chunk]), avg_lp=_pad(avg_lp[s : s + chunk]),
+            model, None, seqs[s : s + chunk], vocab=vocab, labelmap=labelmap, calib=calib,
+            summary=torch.from_numpy(summaries[r]), token_lp=_pad(photo_lp[s : s + chunk]),
+            avg_lp=_pad(avg_lp[s : s + chunk]),
             tag_probs=None if tags is None else torch.from_numpy(tags[r]),
         ))
     return torch.cat(out).numpy()
@@ -224,7 +236,8 @@ def train_matcher(pooled: np.ndarray, seqs: list[list[int]], photos: np.ndarray,
                   epochs: int = 4, seeds: int = 3, batch: int = 256, lr: float = 2e-3, weight_decay: float = 1e-3,
                   desc: str = "matcher") -> Matcher:
     """Contrastive (InfoNCE, both directions) image-text matcher on (photo, its own caption) pairs:
-    pooled (n, C) the photo feature of each caption, seqs its word ids, photos (n,) which photo it is.
+    pooled (n, Z) the photo feature of each caption (flattened photo summary), seqs its word ids, photos (n,)
+    which photo it is.
     Other photos' captions in the batch are the negatives; captions of the same photo are masked out.
     S = seeds models, averaged."""
     import torch.nn.functional as F
@@ -260,11 +273,12 @@ def train_matcher(pooled: np.ndarray, seqs: list[list[int]], photos: np.ndarray,
     return Matcher(mu, sd, *(torch.stack([p[i] for p in parts]) for i in range(4)))
 
 
-def matcher_features(pairs: list[Pair], pooled: np.ndarray, vocab_size: int, folds: int = 5, seed: int = 0,
+def matcher_features(pairs: list[Pair], summaries: np.ndarray, vocab_size: int, folds: int = 5, seed: int = 0,
                      **kw) -> tuple[Matcher, np.ndarray]:
     """The matcher trained on every train photo's own captions, and the "match" feature of every pair:
     cross-fitted for train pairs (the model that scores a photo's pairs never saw that photo's
     captions), from the full model for dev pairs."""
+    pooled = summaries.reshape(len(summaries), -1)  # (N, 2C)
     own = [i for i, p in enumerate(pairs) if p.kind == 0 and p.split == "train"]
     photos = np.array(sorted({pairs[i].row for i in own}))
     fold_of = dict(zip(photos, np.random.default_rng(seed).permutation(len(photos)) % folds, strict=True))
@@ -405,7 +419,8 @@ def fit(checkpoint: str, data: str, out: str, plot: str | None, grids_path: str 
     splits = {s: dataset.split(s) for s in ("train", "dev")}
     grids = Grids.open(model, [im.path for s in splits.values() for im in s], grids_path, names_path, cache_dir)
     rows = {s: [grids.index[im.name] for im in ims] for s, ims in splits.items()}
-    pooled = pooled_features(grids)
+    summaries = photo_summaries(grids)  # (N, 2, C)
+    pooled = np.ascontiguousarray(summaries[:, 0])  # (N, C)
     calib = base_calibration(grids, rows["train"], pooled)
     tags = None
     if model.tagger is not None:
@@ -423,13 +438,22 @@ def fit(checkpoint: str, data: str, out: str, plot: str | None, grids_path: str 
         avg_lp = fixed_logprobs(model.decoder, calib.avg_grid, [p.seq for p in pairs])
         raw_file.write_bytes(pickle.dumps((pairs, photo_lp, avg_lp)))
     x = features_from_logprobs(model, vocab, labelmap, calib, [p.row for p in pairs], [p.seq for p in pairs],
-                               photo_lp, avg_lp, pooled, tags)
+                               photo_lp, avg_lp, summaries, tags)
     refs = {grids.index[im.name]: im.captions for s in splits.values() for im in s}
     y = grades(pairs, refs, vocab)
     kind = np.array([p.kind for p in pairs])
     split = np.array([p.split for p in pairs])
     if matcher:
-        calib.matcher, x[:, FEATURES.index("match")] = matcher_features(pairs, pooled, len(vocab), seed=seed)
+        match_file = cache_dir / f"matcher-{Path(checkpoint).stem}-{seed}.pt"
+        if match_file.is_file():
+            saved = torch.load(match_file, weights_only=True)
+            calib.matcher, match = Matcher.from_dict(saved["matcher"]), saved["match"].numpy()
+        else:
+            calib.matcher, match = matcher_features(pairs, summaries, len(vocab), seed=seed)
+            torch.save({"matcher": calib.matcher.to_dict(), "match": torch.from_numpy(match)}, match_file)
+        x[:, FEATURES.index("match")] = match
+    np.savez(cache_dir / f"features-{Path(checkpoint).stem}-{seed}.npz", x=x, y=y, kind=kind, split=split,
+             features=np.array(FEATURES))  # for analysis
     sets = {k: v for k, v in FEATURE_SETS.items() if matcher or "match" not in v}
     heads, report = choose_heads(x, y, kind, split, sets)
     tr = split == "train"
