@@ -23,6 +23,7 @@ fitted recalibration is then somewhat off on unseen captions (see the reliabilit
 
     .venv/bin/python -m training.confidence CHECKPOINT --out calib.pt [--plot reliability.png]
         [--data ../shared/datasets/flickr8k] [--grids GRIDS.npy --names NAMES.json] [--cache DIR]
+        [--seed 0] [--no-matcher]
 """
 
 from __future__ import annotations
@@ -481,10 +482,11 @@ def main() -> None:
     parser.add_argument("--names", help="JSON list of the photo names of --grids, in order")
     parser.add_argument("--cache", default="runs/confidence-cache")
     parser.add_argument("--no-matcher", action="store_true", help="no learned image-text matcher feature")
+    parser.add_argument("--seed", type=int, default=0, help="pairs (neighbours, random captions) and matcher seed")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    d = fit(args.checkpoint, args.data, args.out, args.plot, args.grids, args.names, args.cache,
+    d = fit(args.checkpoint, args.data, args.out, args.plot, args.grids, args.names, args.cache, seed=args.seed,
             matcher=not args.no_matcher)
     print(json.dumps(d["info"]["chosen"], indent=1))
     for g, h in d["heads"].items():
