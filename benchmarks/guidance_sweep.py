@@ -62,6 +62,16 @@ def coco_mini(root: Path) -> tuple[list[Path], list[list[str]]]:
     return [root / "Images" / r["image"] for r in rows], [r["captions"] for r in rows]
 
 
+def selection_sets(flickr8k: Path, coco: Path) -> dict[str, tuple[list[Path], list[list[str]]]]:
+    """The sets thresholds may be chosen on, those that are there: {name: (photos, references)}."""
+    sets = {}
+    if (flickr8k / "Flickr8k.token.txt").is_file():
+        sets["flickr8k-dev"] = flickr8k_dev(flickr8k)
+    if (coco / "captions.jsonl").is_file():
+        sets["coco-mini"] = coco_mini(coco)
+    return sets
+
+
 def score(results: list, refs: list[list[str]]) -> dict:
     cands = {i: r.text for i, r in enumerate(results)}
     m = evaluate(cands, dict(enumerate(refs)), meteor=False)
@@ -81,11 +91,7 @@ def main() -> None:
     ap.add_argument("--coco", type=Path, default=SHARED / "coco-mini")
     ap.add_argument("--out", type=Path, default=Path("runs/guidance_sweep.json"))
     args = ap.parse_args()
-    sets = {}
-    if (args.flickr8k / "Flickr8k.token.txt").is_file():
-        sets["flickr8k-dev"] = flickr8k_dev(args.flickr8k)
-    if (args.coco / "captions.jsonl").is_file():
-        sets["coco-mini"] = coco_mini(args.coco)
+    sets = selection_sets(args.flickr8k, args.coco)
     if not sets:
         print(f"skipped: neither {args.flickr8k} nor {args.coco} is there")
         return

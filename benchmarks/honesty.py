@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.guidance_sweep import SHARED, caption_all, coco_mini, encode, flickr8k_dev  # noqa: E402
+from benchmarks.guidance_sweep import SHARED, caption_all, encode, selection_sets  # noqa: E402
 from captioner.inference import CaptionEngine  # noqa: E402
 from training.main_thing import names_main_thing  # noqa: E402
 
@@ -109,11 +109,7 @@ def main() -> None:
     ap.add_argument("--grids", type=Path, help="cached Flickr8k grids (.npy) of the same encoder, end to end")
     ap.add_argument("--names", type=Path, help="JSON list of the photo file names of --grids")
     args = ap.parse_args()
-    sets = {}
-    if (args.flickr8k / "Flickr8k.token.txt").is_file():
-        sets["flickr8k-dev"] = flickr8k_dev(args.flickr8k)
-    if (args.coco / "captions.jsonl").is_file():
-        sets["coco-mini"] = coco_mini(args.coco)
+    sets = selection_sets(args.flickr8k, args.coco)
     if not sets:
         print(f"skipped: neither {args.flickr8k} nor {args.coco} is there")
         return
