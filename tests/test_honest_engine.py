@@ -95,3 +95,22 @@ def test_judge_scores_in_input_order_like_the_bot_scores_its_own_caption(tmp_pat
     assert all(0.0 <= s <= 1.0 for s in scores)
     with pytest.raises(ValueError):
         engine.judge([photo], [])
+
+
+def test_the_shipped_model_names_the_example_cat_and_is_not_sure_of_everything():
+    """The shipped checkpoint end to end on the repository's own example photos: its tagger, label
+    map, borrowed words and confidence model load with this code and say what the photos show."""
+    from pathlib import Path
+
+    from captionbot.images import load_image
+    from captionbot.wording import BANDS
+
+    examples = Path(__file__).parents[1] / "examples"
+    engine = CaptionEngine.load(device="cpu")
+    cat, coffee, astronaut = engine.caption([load_image(examples / f) for f in
+                                             ("chelsea.jpg", "coffee.jpg", "astronaut.jpg")])
+    assert "cat" in cat.tokens and cat.hint == "a cat"
+    assert {"cup", "mug", "coffee"} & set(coffee.tokens)
+    assert astronaut.band != "sure"  # nothing in ImageNet covers it: never stated as plain fact
+    for r in (cat, coffee, astronaut):
+        assert r.band in BANDS and 0.0 <= r.confidence <= 1.0 and r.labels
