@@ -93,7 +93,8 @@ def main() -> None:
     ex_pairs, ex_scores, cf_pairs, cf_share = read_annotations(data)
     pairs = ex_pairs + cf_pairs
     photos = sorted({p for p, _ in pairs})
-    grids = Grids.open(model, [data / "Images" / p for p in photos], args.grids, args.names, Path(args.cache))
+    grids = Grids.open(model, [data / "Images" / p for p in photos], args.grids, args.names, Path(args.cache),
+                       args.checkpoint)
     rows = [grids.index[p] for p, _ in pairs]
     seqs = [vocab.encode(c)[1:-1][: 2 * model.cfg.max_len] for _, c in pairs]
     # the log-probabilities depend only on the model and the average photo: kept between runs

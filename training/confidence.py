@@ -84,13 +84,18 @@ class Grids:
         self.index = {n: i for i, n in enumerate(names)}
 
     @classmethod
-    def open(cls, model, paths: list[Path], grids: str | None, names: str | None, cache: Path) -> Grids:
+    def open(cls, model, paths: list[Path], grids: str | None, names: str | None, cache: Path,
+             checkpoint: str | Path | None = None) -> Grids:
+        """From grids/names when given, else the model's encoder on `paths` (cached under cache/grids,
+        keyed by the checkpoint file's hash)."""
         if grids and names:
             return cls(np.load(grids, mmap_mode="r"), json.loads(Path(names).read_text()))
+        from captioner.checkpoint import file_sha256
         from training.features import load_or_extract
 
+        tag = "checkpoint-" + (file_sha256(checkpoint)[:16] if checkpoint else "unknown")
         fc = load_or_extract(paths, model.cfg.encoder, cache / "grids", size=model.cfg.image_size,
-                             encoder_module=model.encoder, weights_tag="confidence-checkpoint")
+                             encoder_module=model.encoder, weights_tag=tag)
         return cls(fc.grids, fc.names)
 
     def get(self, rows) -> torch.Tensor:
@@ -418,7 +423,8 @@ def fit(checkpoint: str, data: str, out: str, plot: str | None, grids_path: str 
     labelmap = LabelMap.load() if model.tagger is not None else None
     dataset = load_flickr8k(data)
     splits = {s: dataset.split(s) for s in ("train", "dev")}
-    grids = Grids.open(model, [im.path for s in splits.values() for im in s], grids_path, names_path, cache_dir)
+    grids = Grids.open(model, [im.path for s in splits.values() for im in s], grids_path, names_path, cache_dir,
+                       checkpoint)
     rows = {s: [grids.index[im.name] for im in ims] for s, ims in splits.items()}
     summaries = photo_summaries(grids)  # (N, 2, C)
     pooled = np.ascontiguousarray(summaries[:, 0])  # (N, C)
