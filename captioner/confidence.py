@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from captioner.scoring import pad_captions
-from captioner.vocab import PAD_ID
+from captioner.scoring import caption_logprobs
 
 # Every feature caption_features can compute, in column order. A head uses a subset by name.
 FEATURES = (
@@ -52,23 +51,8 @@ TAGGER_FEATURES = ("mention_mass", "claim_logp", "has_claim", "contradiction", "
 _CLAIM_FLOOR = 1e-4
 
 
-@torch.no_grad()
-def token_logprobs(
-    decoder: torch.nn.Module, grid: torch.Tensor, seqs: list[list[int]], owner: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Teacher-forced log p of each word and of <end>: grid (B, P, C), N word-id lists (no <start>/<end>),
-    owner (N,) the grid row of each caption (None: B == N) -> (N, T+1), 0 after <end>.
-    A photo with many captions is projected once."""
-    tokens = pad_captions(seqs, grid.device)  # (N, T+2)
-    state = decoder.init_state(grid)
-    if owner is not None:
-        state = state.select(owner.to(grid.device))
-    out = []
-    for t in range(tokens.shape[1] - 1):
-        logits, state, _ = decoder.step(tokens[:, t], state)
-        out.append(F.log_softmax(logits.float(), dim=1).gather(1, tokens[:, t + 1 : t + 2]).squeeze(1))
-    logps = torch.stack(out, 1)  # (N, T+1)
-    return logps.masked_fill(tokens[:, 1:] == PAD_ID, 0.0)
+# Teacher-forced log p of each word and of <end> (captioner.scoring): one implementation for both.
+token_logprobs = caption_logprobs
 
 
 @dataclass

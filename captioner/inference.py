@@ -122,14 +122,10 @@ class CaptionEngine:
         max_len = max_len or self.cfg.max_len
         with self._lock:
             t0 = time.perf_counter()
-            x = to_batch(images, self.cfg.encoder, self.cfg.image_size).to(self.device)  # (B, 3, S, S)
-            if self.device.type == "cpu":
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = self._preprocess(images)
             t1 = time.perf_counter()
-            step = self.encode_batch_size or len(images)
-            with self._autocast():
-                grid = torch.cat([self.model.encode(x[s : s + step]) for s in range(0, len(images), step)]).float()
-            t2 = time.perf_counter()  # grid: (B, P, C)
+            grid = self._encode(x)
+            t2 = time.perf_counter()
             with self._autocast():
                 results = self._caption_grid(grid, beam_size, max_len, with_attention)
             t3 = time.perf_counter()
@@ -142,6 +138,16 @@ class CaptionEngine:
         for r in results:
             r.timings_ms = timings | r.timings_ms
         return results
+
+    def _preprocess(self, images: list[Image.Image]) -> torch.Tensor:
+        x = to_batch(images, self.cfg.encoder, self.cfg.image_size).to(self.device)  # (B, 3, S, S)
+        return x.contiguous(memory_format=torch.channels_last) if self.device.type == "cpu" else x
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) -> grid (B, P, C), in chunks of encode_batch_size photos."""
+        step = self.encode_batch_size or x.shape[0]
+        with self._autocast():
+            return torch.cat([self.model.encode(x[s : s + step]) for s in range(0, x.shape[0], step)]).float()
 
     def caption_grid(
         self, grid: torch.Tensor, *, beam_size: int = 3, max_len: int | None = None, guided: bool = True
@@ -176,7 +182,7 @@ class CaptionEngine:
         # Per batch, in ms: what each part of an honest caption costs (benchmarks/captioner_speed.py).
         parts = {"beam_ms": (t1 - t0) * 1e3, "tag_ms": (t2 - t1) * 1e3, "guide_ms": (t3 - t2) * 1e3,
                  "score_ms": (t4 - t3) * 1e3, "forced": float(sum(forced))}
-        results = self._results(out, confidence.tolist(), with_attention, forced)
+        results = self._results(out, texts, confidence.tolist(), with_attention, forced)
         for i, r in enumerate(results):
             r.timings_ms = dict(parts)
             r.band = self.scorer.band(r.confidence)
@@ -195,19 +201,15 @@ class CaptionEngine:
         if not images:
             return []
         with self._lock:
-            x = to_batch(images, self.cfg.encoder, self.cfg.image_size).to(self.device)
-            if self.device.type == "cpu":
-                x = x.contiguous(memory_format=torch.channels_last)
-            step = self.encode_batch_size or len(images)
+            grid = self._encode(self._preprocess(images))
             with self._autocast():
-                grid = torch.cat([self.model.encode(x[s : s + step]) for s in range(0, len(images), step)]).float()
                 tag_probs = self.model.tag(grid) if self.labelmap is not None else None
                 # Words only, as a decoded caption would have them: no <start>/<end>, at most 2x max_len.
                 seqs = [self.vocab.encode(c)[1:-1][: 2 * self.cfg.max_len] for c in captions]
                 return self.scorer.score(self.model, self.decoder, grid, seqs, tag_probs, self.labelmap).tolist()
 
     def _results(
-        self, out: Decoded, confidence: list[float], with_attention: bool, forced: list[bool]
+        self, out: Decoded, texts: list[str], confidence: list[float], with_attention: bool, forced: list[bool]
     ) -> list[CaptionResult]:
         results = []
         side = int(math.isqrt(out.alphas.shape[-1])) if out.alphas is not None else 0
@@ -218,7 +220,7 @@ class CaptionEngine:
             attention = None
             if with_attention and out.alphas is not None and not forced[i]:
                 attention = out.alphas[i, : len(words)].float().cpu().numpy().reshape(len(words), side, side)
-            results.append(CaptionResult(detokenize(words), words, logps, confidence[i], attention))
+            results.append(CaptionResult(texts[i], words, logps, confidence[i], attention))
         return results
 
 

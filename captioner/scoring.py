@@ -24,10 +24,15 @@ def pad_captions(seqs: list[list[int]], device: torch.device | str = "cpu") -> t
 
 
 @torch.no_grad()
-def caption_logprobs(decoder: AttentionDecoder, grid: torch.Tensor, seqs: list[list[int]]) -> torch.Tensor:
-    """grid (N, P, C), N word-id lists -> (N, T+1) log p of each word and of <end>; 0 after <end>."""
+def caption_logprobs(
+    decoder: AttentionDecoder, grid: torch.Tensor, seqs: list[list[int]], owner: torch.Tensor | None = None
+) -> torch.Tensor:
+    """grid (B, P, C), N word-id lists, owner (N,) the grid row of each caption (None: B == N) ->
+    (N, T+1) log p of each word and of <end>; 0 after <end>. A photo with many captions is projected once."""
     tokens = pad_captions(seqs, grid.device)  # (N, T+2)
     state = decoder.init_state(grid)
+    if owner is not None:
+        state = state.select(owner.to(grid.device))
     out = []
     for t in range(tokens.shape[1] - 1):
         logits, state, _ = decoder.step(tokens[:, t], state)
