@@ -17,8 +17,6 @@ from captioner.model import Captioner
 from captioner.vocab import Vocabulary
 from captioner.vocab_expansion import RestrictedDecoder
 
-BANDS = ("unsure", "probable", "sure")
-
 
 @dataclass
 class ConfidenceScorer:
