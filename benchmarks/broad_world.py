@@ -107,17 +107,19 @@ def run_model(name: str, path: str, rows: list[dict], args) -> dict:
     photos = []
     for r, res in zip(rows, results, strict=True):
         named = named_main_nouns(res.text, r["captions"])
-        photos.append({
-            "image": r["image"],
-            "caption": res.text,
-            "confidence": round(float(res.confidence), 4),
-            "band": res.band,
-            "hint": res.hint,
-            "labels": res.labels,
-            "names_main_thing": bool(named),
-            "named_nouns": sorted(named),
-            "cider_d": round(cider[r["image"]], 4),
-        })
+        photos.append(
+            {
+                "image": r["image"],
+                "caption": res.text,
+                "confidence": round(float(res.confidence), 4),
+                "band": res.band,
+                "hint": res.hint,
+                "labels": res.labels,
+                "names_main_thing": bool(named),
+                "named_nouns": sorted(named),
+                "cider_d": round(cider[r["image"]], 4),
+            }
+        )
     hits = sum(p["names_main_thing"] for p in photos)
     out = {
         "name": name,
@@ -168,15 +170,20 @@ def print_table(models: list[dict], n_photos: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("models", nargs="*", default=[DEFAULT_MODEL],
-                    help="NAME=CHECKPOINT (a bare path is named after its file); default: the shipped model")
+    ap.add_argument(
+        "models",
+        nargs="*",
+        default=[DEFAULT_MODEL],
+        help="NAME=CHECKPOINT (a bare path is named after its file); default: the shipped model",
+    )
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the coco-mini folder")
     ap.add_argument("--beam", type=int, default=3, help="beam size (1 = greedy)")
     ap.add_argument("--batch", type=int, default=16, help="photos per engine call")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--no-meteor", action="store_true", help="skip METEOR (needs Java)")
-    ap.add_argument("--crosscheck", action="store_true",
-                    help="also score CIDEr-D and BLEU-4 with pycocoevalcap itself (needs Java)")
+    ap.add_argument(
+        "--crosscheck", action="store_true", help="also score CIDEr-D and BLEU-4 with pycocoevalcap itself (needs Java)"
+    )
     ap.add_argument("--out", type=Path, default=Path("runs/broad_world.json"))
     args = ap.parse_args(argv)
 

@@ -68,12 +68,14 @@ def main() -> None:
                 for s in range(0, n, bs):
                     x = to_batch(imgs[s : s + bs], cfg.encoder, cfg.image_size)
                     enc(x.contiguous(memory_format=torch.channels_last))
+
         return run
 
     def end_to_end(bs: int):
         def run():
             for s in range(0, n, bs):
                 engine.caption(imgs[s : s + bs], beam_size=args.beam)
+
         return run
 
     def naive():

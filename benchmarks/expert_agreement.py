@@ -51,8 +51,12 @@ def read_annotations(data: Path) -> tuple[list[tuple[str, str]], np.ndarray, lis
             text[key] = caption.strip()
     ex = [line.split("\t") for line in (data / "ExpertAnnotations.txt").read_text().splitlines() if line.strip()]
     cf = [line.split("\t") for line in (data / "CrowdFlowerAnnotations.txt").read_text().splitlines() if line.strip()]
-    return ([(r[0], text[r[1]]) for r in ex], np.array([[int(v) for v in r[2:5]] for r in ex]),
-            [(r[0], text[r[1]]) for r in cf], np.array([float(r[2]) for r in cf]))
+    return (
+        [(r[0], text[r[1]]) for r in ex],
+        np.array([[int(v) for v in r[2:5]] for r in ex]),
+        [(r[0], text[r[1]]) for r in cf],
+        np.array([float(r[2]) for r in cf]),
+    )
 
 
 def agreement(x: np.ndarray, n_expert: int, expert: np.ndarray, crowd: np.ndarray) -> dict[str, float]:
@@ -86,15 +90,19 @@ def main() -> None:
     from training.confidence import Grids, fixed_logprobs, pair_logprobs
 
     model, vocab, payload = load_checkpoint(args.checkpoint)
-    calib_dict = torch.load(args.calib, weights_only=True) if args.calib else \
-        (payload.get("calibration") or {}).get("confidence")
+    calib_dict = (
+        torch.load(args.calib, weights_only=True)
+        if args.calib
+        else (payload.get("calibration") or {}).get("confidence")
+    )
     calib = ConfidenceCalibration.from_dict(calib_dict)
     labelmap = LabelMap.load() if model.tagger is not None else None
     ex_pairs, ex_scores, cf_pairs, cf_share = read_annotations(data)
     pairs = ex_pairs + cf_pairs
     photos = sorted({p for p, _ in pairs})
-    grids = Grids.open(model, [data / "Images" / p for p in photos], args.grids, args.names, Path(args.cache),
-                       args.checkpoint)
+    grids = Grids.open(
+        model, [data / "Images" / p for p in photos], args.grids, args.names, Path(args.cache), args.checkpoint
+    )
     rows = [grids.index[p] for p, _ in pairs]
     seqs = [vocab.encode(c)[1:-1][: 2 * model.cfg.max_len] for _, c in pairs]
     # the log-probabilities depend only on the model and the average photo: kept between runs
@@ -125,15 +133,30 @@ def main() -> None:
         uniq = sorted(set(rows))
         at = {r: j for j, r in enumerate(uniq)}
         summary = torch.cat([photo_summary(grids.get(uniq[s : s + 256])) for s in range(0, len(uniq), 256)])
-        x = caption_features(model, None, seqs, vocab=vocab, labelmap=labelmap, calib=calib, token_lp=token_lp,
-                             avg_lp=avg_lp, summary=summary[[at[r] for r in rows]])  # (N, F)
+        x = caption_features(
+            model,
+            None,
+            seqs,
+            vocab=vocab,
+            labelmap=labelmap,
+            calib=calib,
+            token_lp=token_lp,
+            avg_lp=avg_lp,
+            summary=summary[[at[r] for r in rows]],
+        )  # (N, F)
         for name, head in calib.heads.items():
             s = head(x[:, [FEATURES.index(f) for f in head.features]]).numpy()
             table[f"fitted score, {name} head"] = agreement(s, len(ex_pairs), ex_scores, cf_share)
         # the fast path above must be what score() gives, end to end, from the full grids
         idx = np.random.default_rng(0).choice(len(seqs), 64, replace=False)
-        full = score(model, grids.get([rows[i] for i in idx]), [seqs[i] for i in idx], vocab=vocab,
-                     labelmap=labelmap, calib=calib)
+        full = score(
+            model,
+            grids.get([rows[i] for i in idx]),
+            [seqs[i] for i in idx],
+            vocab=vocab,
+            labelmap=labelmap,
+            calib=calib,
+        )
         head = calib.head_for(labelmap is not None)
         fast = head(x[idx][:, [FEATURES.index(f) for f in head.features]])
         gap = float((full - fast).abs().max())

@@ -83,10 +83,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")
     ap.add_argument("--thresholds", nargs="+", type=float, default=[1.01, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3])
-    ap.add_argument("--max-drops", nargs="+", type=float, default=[float("inf")],
-                    help="largest drop in mean log-probability per word a forced caption may cost")
-    ap.add_argument("--always-above", type=float, default=1.01,
-                    help="tagger probability from which the word is forced whatever the drop")
+    ap.add_argument(
+        "--max-drops",
+        nargs="+",
+        type=float,
+        default=[float("inf")],
+        help="largest drop in mean log-probability per word a forced caption may cost",
+    )
+    ap.add_argument(
+        "--always-above",
+        type=float,
+        default=1.01,
+        help="tagger probability from which the word is forced whatever the drop",
+    )
     ap.add_argument("--flickr8k", type=Path, default=SHARED / "flickr8k")
     ap.add_argument("--coco", type=Path, default=SHARED / "coco-mini")
     ap.add_argument("--out", type=Path, default=Path("runs/guidance_sweep.json"))

@@ -99,8 +99,10 @@ def main() -> None:
     every_caption = [c for im in dataset.images for c in im.captions]
     t0 = time.perf_counter()
     bad = tokenizer_mismatches(every_caption)
-    print(f"tokenizer: {len(bad)} of {len(every_caption)} Flickr8k captions differ from the Java "
-          f"PTBTokenizer ({time.perf_counter() - t0:.1f} s for both)")
+    print(
+        f"tokenizer: {len(bad)} of {len(every_caption)} Flickr8k captions differ from the Java "
+        f"PTBTokenizer ({time.perf_counter() - t0:.1f} s for both)"
+    )
     for caption, java, ours in bad[:10]:
         print(f"  {caption!r}\n    java: {java!r}\n    ours: {ours!r}")
 
@@ -117,8 +119,10 @@ def main() -> None:
         t0 = time.perf_counter()
         cider.score_keys(samples, keys)
         runs.append(time.perf_counter() - t0)
-    print(f"CiderD: built from {len(train)} training images in {built:.1f} s; "
-          f"score_keys on 5 x 64 captions: {min(runs) * 1000:.0f} ms (best of 10)")
+    print(
+        f"CiderD: built from {len(train)} training images in {built:.1f} s; "
+        f"score_keys on 5 x 64 captions: {min(runs) * 1000:.0f} ms (best of 10)"
+    )
 
 
 if __name__ == "__main__":

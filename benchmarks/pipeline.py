@@ -115,7 +115,14 @@ async def make_database(kind: str, tmp: Path) -> tuple[str, Any]:
 
 
 async def run_one(
-    *, mode: str, batch_size: int, senders: int, requests: int, model: Path, tmp: Path, photos: list[bytes],
+    *,
+    mode: str,
+    batch_size: int,
+    senders: int,
+    requests: int,
+    model: Path,
+    tmp: Path,
+    photos: list[bytes],
     torch_threads: int = 0,
 ) -> Row:
     from captionbot.runtime import Stack
@@ -130,10 +137,22 @@ async def run_one(
         db_kind = "postgresql" if _reachable("127.0.0.1", 5432) else "sqlite"
     url, cleanup = await make_database(db_kind, tmp)
     settings = Settings(
-        data_dir=tmp, database_url=url, broker_url=broker, image_store_dir=tmp / "images", model_path=model,
-        batch_size=batch_size, batch_wait_ms=20 if batch_size > 1 else 0, beam_size=3, metrics_port=0,
-        user_burst=100_000, user_rate_per_minute=1e6, user_max_pending=100_000, queue_max_pending=100_000,
-        telegram_bot_token=None, discord_bot_token=None, torch_threads=torch_threads,
+        data_dir=tmp,
+        database_url=url,
+        broker_url=broker,
+        image_store_dir=tmp / "images",
+        model_path=model,
+        batch_size=batch_size,
+        batch_wait_ms=20 if batch_size > 1 else 0,
+        beam_size=3,
+        metrics_port=0,
+        user_burst=100_000,
+        user_rate_per_minute=1e6,
+        user_max_pending=100_000,
+        queue_max_pending=100_000,
+        telegram_bot_token=None,
+        discord_bot_token=None,
+        torch_threads=torch_threads,
     )
     waiters: dict[str, asyncio.Future[float]] = {}
 
@@ -157,8 +176,13 @@ async def run_one(
             remaining -= 1
             t0 = time.perf_counter()
             out = await stack.service.submit(
-                platform="telegram", platform_chat_id=str(i), chat_kind="private", platform_user_id=str(i),
-                display_name=None, image_bytes=photos[(i + remaining) % len(photos)], source_message_id=None,
+                platform="telegram",
+                platform_chat_id=str(i),
+                chat_kind="private",
+                platform_user_id=str(i),
+                display_name=None,
+                image_bytes=photos[(i + remaining) % len(photos)],
+                source_message_id=None,
             )
             if not out.ok:
                 raise RuntimeError(f"refused: {out}")
@@ -181,8 +205,16 @@ async def run_one(
                 keys = [k async for k in conn.scan_iter(match=f"*{prefix}*")]
                 if keys:
                     await conn.delete(*keys)
-    return Row(f"{mode} ({db_kind})", "on (16)" if batch_size > 1 else "off (1)", senders, requests, elapsed, latencies,
-               model_s1 - model_s0, int(batches1 - batches0))
+    return Row(
+        f"{mode} ({db_kind})",
+        "on (16)" if batch_size > 1 else "off (1)",
+        senders,
+        requests,
+        elapsed,
+        latencies,
+        model_s1 - model_s0,
+        int(batches1 - batches0),
+    )
 
 
 def _histogram_sum_count(name: str) -> tuple[float, float]:
@@ -214,15 +246,19 @@ def photo_set(n: int = 16) -> list[bytes]:
 
 def print_table(rows: list[Row], model_label: str) -> None:
     print(f"\nmodel: {model_label}")
-    header = (f"{'mode':<22} {'batching':<9} {'senders':>7} {'requests':>8} {'req/s':>8} {'p50 ms':>9} {'p95 ms':>9}"
-              f" {'batch':>6} {'model %':>8}")
+    header = (
+        f"{'mode':<22} {'batching':<9} {'senders':>7} {'requests':>8} {'req/s':>8} {'p50 ms':>9} {'p95 ms':>9}"
+        f" {'batch':>6} {'model %':>8}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
         mean_batch = r.requests / r.batches if r.batches else float("nan")
         busy = 100 * r.model_seconds / r.seconds if r.seconds else float("nan")
-        print(f"{r.mode:<22} {r.batching:<9} {r.senders:>7} {r.requests:>8} {r.rps:>8.2f} "
-              f"{r.pct(0.5):>9.0f} {r.pct(0.95):>9.0f} {mean_batch:>6.1f} {busy:>8.0f}")
+        print(
+            f"{r.mode:<22} {r.batching:<9} {r.senders:>7} {r.requests:>8} {r.rps:>8.2f} "
+            f"{r.pct(0.5):>9.0f} {r.pct(0.95):>9.0f} {mean_batch:>6.1f} {busy:>8.0f}"
+        )
     if rows:
         print(f"(median of all latencies: {statistics.median(x for r in rows for x in r.latencies) * 1000:.0f} ms)")
 
@@ -243,8 +279,16 @@ async def main_async(args: argparse.Namespace) -> None:
         for batch in (16, 1):
             for n in senders:
                 requests = args.requests or (max(4, 2 * n) if args.quick else max(32, 4 * n))
-                row = await run_one(mode=mode, batch_size=batch, senders=n, requests=requests, model=model,
-                                    tmp=tmp, photos=photos, torch_threads=args.torch_threads)
+                row = await run_one(
+                    mode=mode,
+                    batch_size=batch,
+                    senders=n,
+                    requests=requests,
+                    model=model,
+                    tmp=tmp,
+                    photos=photos,
+                    torch_threads=args.torch_threads,
+                )
                 rows.append(row)
                 print(f"  {row.mode} batching {row.batching} senders {n}: {row.rps:.2f} req/s", flush=True)
     print_table(rows, label)

@@ -144,21 +144,27 @@ def _redis_broker_class() -> type[AsyncBroker]:
                 while True:
                     try:
                         fetched = await conn.xreadgroup(
-                            self.consumer_group_name, self.consumer_name, {self.queue_name: ">"},
-                            block=self.block, noack=False, count=self.count,
+                            self.consumer_group_name,
+                            self.consumer_name,
+                            {self.queue_name: ">"},
+                            block=self.block,
+                            noack=False,
+                            count=self.count,
                         )
                         claimed: list[Any] = []
                         if time.monotonic() - last_reclaim >= self.reclaim_interval:
                             last_reclaim = time.monotonic()
                             result = await conn.xautoclaim(
-                                self.queue_name, self.consumer_group_name, self.consumer_name,
-                                min_idle_time=self.idle_timeout, count=self.unacknowledged_batch_size,
+                                self.queue_name,
+                                self.consumer_group_name,
+                                self.consumer_name,
+                                min_idle_time=self.idle_timeout,
+                                count=self.unacknowledged_batch_size,
                             )
                             claimed = [m for m in result[1] if m and m[1]]  # skip entries trimmed away
                     except transient as exc:
                         if not down:
-                            log.warning("Redis unavailable on %s (%s); retrying", self.queue_name,
-                                        type(exc).__name__)
+                            log.warning("Redis unavailable on %s (%s); retrying", self.queue_name, type(exc).__name__)
                         down = True
                         await asyncio.sleep(backoff)
                         backoff = min(backoff * 2, 2.0)
@@ -212,8 +218,13 @@ class _ReceiverLoop:
         backoff = 0.2
         while not self.finish.is_set():
             receiver = Receiver(
-                broker=self.broker, executor=None, validate_params=True, max_async_tasks=self.concurrency,
-                max_prefetch=0, run_startup=False, ack_type=AcknowledgeType.WHEN_EXECUTED,
+                broker=self.broker,
+                executor=None,
+                validate_params=True,
+                max_async_tasks=self.concurrency,
+                max_prefetch=0,
+                run_startup=False,
+                ack_type=AcknowledgeType.WHEN_EXECUTED,
             )
             try:
                 await receiver.listen(self.finish)
@@ -267,11 +278,16 @@ class Queues:
             }
             p = self.options.prefix
             self.captions = cls(
-                queue_name=f"{p}:captions", consumer_group_name=f"{p}:workers",
-                xread_count=max(1, caption_batch_hint), **common,
+                queue_name=f"{p}:captions",
+                consumer_group_name=f"{p}:workers",
+                xread_count=max(1, caption_batch_hint),
+                **common,
             )
             self.deliveries = cls(
-                queue_name=f"{p}:deliveries", consumer_group_name=f"{p}:bots", xread_count=16, **common,
+                queue_name=f"{p}:deliveries",
+                consumer_group_name=f"{p}:bots",
+                xread_count=16,
+                **common,
             )
         self._caption_kicker = AsyncKicker(CAPTION_TASK, self.captions, {})
         self._delivery_kicker = AsyncKicker(DELIVERY_TASK, self.deliveries, {})

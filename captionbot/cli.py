@@ -64,8 +64,14 @@ def caption(
         results = engine.caption([im for _, im in chunk], beam_size=beam)
         for (photo, _), res in zip(chunk, results, strict=True):
             if as_json:
-                row = {"image": str(photo), "caption": res.text, "confidence": round(res.confidence, 4),
-                       "band": res.band, "hint": res.hint, "labels": res.labels}
+                row = {
+                    "image": str(photo),
+                    "caption": res.text,
+                    "confidence": round(res.confidence, 4),
+                    "band": res.band,
+                    "hint": res.hint,
+                    "labels": res.labels,
+                }
                 typer.echo(json.dumps(row))
                 continue
             said = describe(res.text, band=res.band, hint=res.hint)  # as the bots say it
@@ -141,12 +147,28 @@ def train(
 
     seed_torch_hub_cache(weights_dir)
     tc = TrainConfig(
-        data=data, out=out, encoder=encoder, epochs=epochs, scst_epochs=scst_epochs, batch_images=batch_images,
-        lr=lr, lr_decay=lr_decay, scst_lr=scst_lr, threads=threads, patience=patience, attention=attention,
-        hidden_dim=hidden_dim, min_count=min_count, seed=seed, scst_evals_per_epoch=scst_evals_per_epoch, hflip=hflip,
+        data=data,
+        out=out,
+        encoder=encoder,
+        epochs=epochs,
+        scst_epochs=scst_epochs,
+        batch_images=batch_images,
+        lr=lr,
+        lr_decay=lr_decay,
+        scst_lr=scst_lr,
+        threads=threads,
+        patience=patience,
+        attention=attention,
+        hidden_dim=hidden_dim,
+        min_count=min_count,
+        seed=seed,
+        scst_evals_per_epoch=scst_evals_per_epoch,
+        hflip=hflip,
         scst_dropout=scst_dropout,
-        finetune_encoder_from=finetune_encoder_from, encoder_lr=encoder_lr,
-        device=str(pick_device(device)), init_from=str(init_from) if init_from else None,
+        finetune_encoder_from=finetune_encoder_from,
+        encoder_lr=encoder_lr,
+        device=str(pick_device(device)),
+        init_from=str(init_from) if init_from else None,
     )
     try:
         best = run_training(tc, resume=resume)

@@ -35,7 +35,8 @@ class _Metrics:
     )
     queue_wait: Histogram = field(
         default_factory=lambda: Histogram(
-            "captionbot_queue_wait_seconds", "From request creation to a worker claiming it.",
+            "captionbot_queue_wait_seconds",
+            "From request creation to a worker claiming it.",
             buckets=_LATENCY_BUCKETS,
         )
     )
@@ -46,7 +47,8 @@ class _Metrics:
     )
     request_latency: Histogram = field(
         default_factory=lambda: Histogram(
-            "captionbot_request_latency_seconds", "From request creation to its reply being sent.",
+            "captionbot_request_latency_seconds",
+            "From request creation to its reply being sent.",
             buckets=_LATENCY_BUCKETS,
         )
     )

@@ -139,8 +139,9 @@ async def prepare_database(url: str, *, auto_upgrade_sqlite: bool) -> AsyncEngin
         if not (auto_upgrade_sqlite and _is_sqlite(url)):
             await engine.dispose()
             raise StartupError(str(exc)) from None
-        log.warning("embedded SQLite database: upgrading its schema now (%s); `captionbot run` has no "
-                    "separate deploy step", exc)
+        log.warning(
+            "embedded SQLite database: upgrading its schema now (%s); `captionbot run` has no separate deploy step", exc
+        )
         await engine.dispose()
         await upgrade_async(url)
         engine = create_engine(url)
@@ -221,9 +222,14 @@ class Stack:
 
             self.worker = CaptionWorker(
                 options=WorkerOptions.from_settings(s, self.queues, **worker_overrides),
-                session_factory=self.session_factory, image_store=self.image_store, queues=self.queues,
-                model_path=s.model_path, device=s.device, engine_loader=engine_loader,
-                int8_decoder=s.cpu_int8_decoder, torch_threads=model_threads(s.torch_threads, self.role),
+                session_factory=self.session_factory,
+                image_store=self.image_store,
+                queues=self.queues,
+                model_path=s.model_path,
+                device=s.device,
+                engine_loader=engine_loader,
+                int8_decoder=s.cpu_int8_decoder,
+                torch_threads=model_threads(s.torch_threads, self.role),
             )
             await self.worker.start()
         if self.role in ("all", "bot"):
@@ -252,13 +258,19 @@ class Stack:
             self.health = HealthServer(
                 s.metrics_port,
                 checks={"db": self._db_ok, "broker": self.queues.ping},
-                info={"role": lambda: self.role,
-                      "model_version": lambda: self.worker.model_version if self.worker else None},
+                info={
+                    "role": lambda: self.role,
+                    "model_version": lambda: self.worker.model_version if self.worker else None,
+                },
                 queue_depth=self._queue_depth,
             )
             self.health_port = await self.health.start()
-        log.info("captionbot %s running: %s, database %s", self.role, self.queues.describe(),
-                 make_url(s.database_url).get_backend_name())
+        log.info(
+            "captionbot %s running: %s, database %s",
+            self.role,
+            self.queues.describe(),
+            make_url(s.database_url).get_backend_name(),
+        )
 
     async def _db_ok(self) -> bool:
         async with self.db.connect() as conn:

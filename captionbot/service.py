@@ -221,9 +221,7 @@ class CaptionService:
         self.now = now
         self.delivery_lease_s = delivery_lease_s
         self.sweep_interval_s = sweep_interval_s
-        self.bucket = TokenBucket(
-            rate_per_minute=settings.user_rate_per_minute, burst=settings.user_burst, clock=clock
-        )
+        self.bucket = TokenBucket(rate_per_minute=settings.user_rate_per_minute, burst=settings.user_burst, clock=clock)
         self._handlers: dict[Platform, DeliveryHandler] = {}
         self._throughput = _Throughput()
         self._sweeper: asyncio.Task[None] | None = None
@@ -269,7 +267,9 @@ class CaptionService:
             return limited
         try:
             info = await asyncio.to_thread(
-                inspect_image, image_bytes, max_bytes=self.settings.max_image_bytes,
+                inspect_image,
+                image_bytes,
+                max_bytes=self.settings.max_image_bytes,
                 max_pixels=self.settings.max_pixels,
             )
         except ImageError as exc:
@@ -293,7 +293,8 @@ class CaptionService:
                 self.unreserve(platform=platform, platform_user_id=platform_user_id)
                 retry = estimate_queue_wait(pending, seconds_per_request=per_request)
                 return self._reject(
-                    RejectReason.TOO_MANY_PENDING, retry,
+                    RejectReason.TOO_MANY_PENDING,
+                    retry,
                     f"I'm still working on your last {user_pending} photos \N{EM DASH} "
                     f"please send more in about {retry} s.",
                 )
@@ -309,12 +310,21 @@ class CaptionService:
                 session, platform=platform, platform_chat_id=platform_chat_id, kind=chat_kind
             )
             image = await q.add_image(
-                session, sha256=info.sha256, size_bytes=info.size_bytes, width=info.width, height=info.height,
+                session,
+                sha256=info.sha256,
+                size_bytes=info.size_bytes,
+                width=info.width,
+                height=info.height,
                 mime=info.mime,
             )
             req = await q.create_request(
-                session, platform=platform, chat_id=chat.id, requester_id=user.id, image_id=image.id,
-                source_message_id=source_message_id, reply_context=reply_context or {},
+                session,
+                platform=platform,
+                chat_id=chat.id,
+                requester_id=user.id,
+                image_id=image.id,
+                source_message_id=source_message_id,
+                reply_context=reply_context or {},
             )
             public_id = req.public_id
             position = await q.queue_position(session, request_id=req.id)
@@ -339,7 +349,8 @@ class CaptionService:
     def _rate_limited(self, wait: float) -> Rejected:
         retry = retry_after_seconds(wait)
         return self._reject(
-            RejectReason.RATE_LIMITED, retry,
+            RejectReason.RATE_LIMITED,
+            retry,
             f"You're sending photos faster than I can look at them \N{EM DASH} please try again in {retry} s.",
         )
 
@@ -384,9 +395,7 @@ class CaptionService:
             if handler is None:
                 log.debug("no delivery handler for %s in this process; leaving %s", req.platform, request_id)
                 return False
-            claimed = await q.claim_delivery(
-                session, request_id=req.id, lease=timedelta(seconds=self.delivery_lease_s)
-            )
+            claimed = await q.claim_delivery(session, request_id=req.id, lease=timedelta(seconds=self.delivery_lease_s))
             if claimed is None:
                 return False
             extras = await rq.delivery_extras(session, request_id=req.id)
@@ -397,8 +406,9 @@ class CaptionService:
             METRICS.failures.labels(kind="delivery_error").inc()
             if claimed.delivery_attempts >= q.DEFAULT_DELIVERY_ATTEMPTS:
                 # Keep the claim: neither the sweep nor a notice will take it again.
-                log.error("giving up the reply to %s after %d attempts", request_id, claimed.delivery_attempts,
-                          exc_info=True)
+                log.error(
+                    "giving up the reply to %s after %d attempts", request_id, claimed.delivery_attempts, exc_info=True
+                )
                 return False
             log.warning("delivery handler failed for %s; will retry", request_id, exc_info=True)
             async with self.session_factory.begin() as session:
@@ -507,9 +517,7 @@ class CaptionService:
         log.info("forgot a %s user: %d request(s), %d photo(s)", platform, r.requests, r.images)
         return ForgetReport(True, r.requests, r.captions, r.feedback, r.images)
 
-    async def set_opt_out(
-        self, *, platform: Platform | str, platform_user_id: str | int, opt_out: bool = True
-    ) -> bool:
+    async def set_opt_out(self, *, platform: Platform | str, platform_user_id: str | int, opt_out: bool = True) -> bool:
         """Keep (False) or stop (True) using this user's photos and feedback for training.
         Captioning goes on either way. Returns the new setting."""
         async with self.session_factory.begin() as session:
@@ -525,8 +533,13 @@ class CaptionService:
             s = await q.user_stats(session, user_id=user.id)
             c = await rq.user_counts(session, user_id=user.id)
         return UserStats(
-            requests=s.requests, captions=s.captions, pending=c.pending, failed=c.failed, ratings=s.ratings_given,
-            corrections=s.corrections_given, opted_out=user.training_opt_out,
+            requests=s.requests,
+            captions=s.captions,
+            pending=c.pending,
+            failed=c.failed,
+            ratings=s.ratings_given,
+            corrections=s.corrections_given,
+            opted_out=user.training_opt_out,
         )
 
     def privacy_text(self) -> str:
@@ -562,8 +575,14 @@ def _delivery_from(req: CaptionRequest, extras: rq.DeliveryExtras) -> Delivery:
     }
     if caption is not None:
         return Delivery(
-            status="done", caption_id=caption.id, text=caption.text, confidence=caption.confidence,
-            band=caption.band, hint=caption.hint, model_version=extras.model_version, **common,
+            status="done",
+            caption_id=caption.id,
+            text=caption.text,
+            confidence=caption.confidence,
+            band=caption.band,
+            hint=caption.hint,
+            model_version=extras.model_version,
+            **common,
         )
     match = _ERROR_RE.match(req.error or "")
     code, message = (match["code"], match["message"]) if match else ("caption_error", _GENERIC_FAILURE)

@@ -62,9 +62,7 @@ class Settings(BaseSettings):
         None,
         description="SQLAlchemy URL; postgresql://... and sqlite:///... are turned into their async drivers.",
     )
-    image_store_dir: Path | None = Field(
-        None, description="Where uploaded photos are kept (content-addressed)."
-    )
+    image_store_dir: Path | None = Field(None, description="Where uploaded photos are kept (content-addressed).")
     retention_days: int = Field(
         30, ge=0, description="Delete stored photos this many days after they were captioned (0 = keep)."
     )
@@ -94,7 +92,9 @@ class Settings(BaseSettings):
     batch_wait_ms: int = Field(50, ge=0, description="How long the worker waits to fill a batch.")
     beam_size: int = Field(3, ge=1, description="Beam width for caption decoding (1 = greedy).")
     torch_threads: int = Field(
-        0, ge=0, description="CPU threads for the model. 0 = auto: all cores for `captionbot worker`; one "
+        0,
+        ge=0,
+        description="CPU threads for the model. 0 = auto: all cores for `captionbot worker`; one "
         "core fewer for `captionbot run`, whose bots and database share the process (docs/benchmarks.md).",
     )
     cpu_int8_decoder: bool = Field(

@@ -47,8 +47,16 @@ class ConfidenceScorer:
         Log-probabilities come from teacher forcing, so a caption scores the same whoever wrote it."""
         if self.restricted is not None and seqs:
             decoder = RestrictedDecoder.for_captions(decoder, self.restricted, seqs)
-        return confidence.score(captioner, grid, seqs, vocab=self.vocab, labelmap=labelmap, calib=self.calibration,
-                                tag_probs=tag_probs, decoder=decoder)
+        return confidence.score(
+            captioner,
+            grid,
+            seqs,
+            vocab=self.vocab,
+            labelmap=labelmap,
+            calib=self.calibration,
+            tag_probs=tag_probs,
+            decoder=decoder,
+        )
 
     def band(self, confidence: float) -> str | None:
         if self.sure_from is None or self.probable_from is None:

@@ -88,8 +88,12 @@ class Head:
 
     def to_dict(self) -> dict:
         d = {
-            "features": list(self.features), "mean": self.mean.float(), "std": self.std.float(),
-            "coef": self.coef.float(), "bias": float(self.bias), "products": [list(p) for p in self.products],
+            "features": list(self.features),
+            "mean": self.mean.float(),
+            "std": self.std.float(),
+            "coef": self.coef.float(),
+            "bias": float(self.bias),
+            "products": [list(p) for p in self.products],
         }
         if self.knots is not None and self.values is not None:
             d |= {"knots": self.knots.float(), "values": self.values.float()}
@@ -98,9 +102,14 @@ class Head:
     @classmethod
     def from_dict(cls, d: dict) -> Head:
         return cls(
-            tuple(d["features"]), torch.as_tensor(d["mean"]).float(), torch.as_tensor(d["std"]).float(),
-            torch.as_tensor(d["coef"]).float(), float(d["bias"]), tuple(tuple(p) for p in d.get("products", ())),
-            _tensor(d.get("knots")), _tensor(d.get("values")),
+            tuple(d["features"]),
+            torch.as_tensor(d["mean"]).float(),
+            torch.as_tensor(d["std"]).float(),
+            torch.as_tensor(d["coef"]).float(),
+            float(d["bias"]),
+            tuple(tuple(p) for p in d.get("products", ())),
+            _tensor(d.get("knots")),
+            _tensor(d.get("values")),
         )
 
 
@@ -190,8 +199,11 @@ class ConfidenceCalibration:
         if not d:
             return None
         return cls(
-            _tensor(d.get("avg_grid")), _tensor(d.get("centroids")), float(d.get("ood_median", 0.0)),
-            {k: Head.from_dict(h) for k, h in (d.get("heads") or {}).items()}, Matcher.from_dict(d.get("matcher")),
+            _tensor(d.get("avg_grid")),
+            _tensor(d.get("centroids")),
+            float(d.get("ood_median", 0.0)),
+            {k: Head.from_dict(h) for k, h in (d.get("heads") or {}).items()},
+            Matcher.from_dict(d.get("matcher")),
             dict(d.get("info") or {}),
         )
 
@@ -391,13 +403,22 @@ def score(
         calib = ConfidenceCalibration.from_dict(calib)
     if not seqs:
         return torch.zeros(0)
-    tagger_ok = labelmap is not None and vocab is not None and (
-        tag_probs is not None or getattr(model, "tagger", None) is not None
+    tagger_ok = (
+        labelmap is not None
+        and vocab is not None
+        and (tag_probs is not None or getattr(model, "tagger", None) is not None)
     )
     head = calib.head_for(tagger_ok) if calib is not None else None
     x = caption_features(
-        model, grid, seqs, vocab=vocab, labelmap=labelmap if tagger_ok else None, calib=calib, token_lp=token_lp,
-        tag_probs=tag_probs if tagger_ok else None, decoder=decoder,
+        model,
+        grid,
+        seqs,
+        vocab=vocab,
+        labelmap=labelmap if tagger_ok else None,
+        calib=calib,
+        token_lp=token_lp,
+        tag_probs=tag_probs if tagger_ok else None,
+        decoder=decoder,
     )  # (N, F)
     if head is None:
         return fallback_score(x)

@@ -47,9 +47,7 @@ def greedy(decoder: AttentionDecoder, grid: torch.Tensor, max_len: int, length_p
     return _run_policy(decoder, grid, max_len, length_penalty, sample=False)
 
 
-def sample(
-    decoder: AttentionDecoder, grid: torch.Tensor, max_len: int, temperature: float = 1.0
-) -> Decoded:
+def sample(decoder: AttentionDecoder, grid: torch.Tensor, max_len: int, temperature: float = 1.0) -> Decoded:
     """Multinomial sampling with gradients through token_logprobs (for self-critical training)."""
     return _run_policy(decoder, grid, max_len, 1.0, sample=True, temperature=temperature)
 
@@ -222,6 +220,9 @@ def _better(a: Decoded, b: Decoded) -> Decoded:
 
     alphas = None if a.alphas is None else pick(a.alphas, b.alphas)
     return Decoded(
-        pick(a.tokens, b.tokens), pick(a.token_logprobs, b.token_logprobs),
-        torch.where(take_b, b.lengths, a.lengths), alphas, torch.where(take_b, b.scores, a.scores),
+        pick(a.tokens, b.tokens),
+        pick(a.token_logprobs, b.token_logprobs),
+        torch.where(take_b, b.lengths, a.lengths),
+        alphas,
+        torch.where(take_b, b.scores, a.scores),
     )

@@ -88,9 +88,7 @@ def guide(
     mask = constraint_mask([constraints[b] for b in todo], V, grid.device)
     if restricted is not None:
         restricted = restricted.to(grid.device)
-    sub, met = constrained_beam_search(
-        decoder, grid[rows], mask, beam_size, max_len, restricted=restricted
-    )
+    sub, met = constrained_beam_search(decoder, grid[rows], mask, beam_size, max_len, restricted=restricted)
     close = sub.scores >= out.scores[rows] - max_drop
     if insist is not None:
         close = close | torch.tensor([insist[b] for b in todo], device=grid.device)

@@ -154,8 +154,9 @@ class CaptionEngine:
     ) -> list[CaptionResult]:
         """Caption precomputed (B, P, C) encoder grids exactly as `caption` does photos (evaluation)."""
         with torch.inference_mode(), self._lock, self._autocast():
-            return self._caption_grid(grid.to(self.device).float(), beam_size, max_len or self.cfg.max_len,
-                                      False, guided=guided)
+            return self._caption_grid(
+                grid.to(self.device).float(), beam_size, max_len or self.cfg.max_len, False, guided=guided
+            )
 
     def _caption_grid(
         self, grid: torch.Tensor, beam_size: int, max_len: int, with_attention: bool, *, guided: bool = True
@@ -171,8 +172,17 @@ class CaptionEngine:
         if tops is not None and guided:
             constraints = forced_words(tops, out.tokens, self.labelmap, self.vocab, self.guidance.force_above)
             insist = [bool(words) and words[0].p >= self.guidance.always_above for words in tops]
-            out, forced = guide(self.decoder, grid, out, constraints, beam_size=beam_size, max_len=max_len,
-                                restricted=self.restricted, max_drop=self.guidance.max_drop, insist=insist)
+            out, forced = guide(
+                self.decoder,
+                grid,
+                out,
+                constraints,
+                beam_size=beam_size,
+                max_len=max_len,
+                restricted=self.restricted,
+                max_drop=self.guidance.max_drop,
+                insist=insist,
+            )
         t3 = time.perf_counter()
         # Scored as the text people get (after "a" -> "an" and the like): `judge` of that text agrees.
         texts = [detokenize(self.vocab.decode_tokens(out.tokens[i].tolist())) for i in range(grid.shape[0])]
@@ -180,8 +190,13 @@ class CaptionEngine:
         confidence = self.scorer.score(self.model, self.decoder, grid, seqs, tag_probs, self.labelmap)  # (B,)
         t4 = time.perf_counter()
         # Per batch, in ms: what each part of an honest caption costs (benchmarks/captioner_speed.py).
-        parts = {"beam_ms": (t1 - t0) * 1e3, "tag_ms": (t2 - t1) * 1e3, "guide_ms": (t3 - t2) * 1e3,
-                 "score_ms": (t4 - t3) * 1e3, "forced": float(sum(forced))}
+        parts = {
+            "beam_ms": (t1 - t0) * 1e3,
+            "tag_ms": (t2 - t1) * 1e3,
+            "guide_ms": (t3 - t2) * 1e3,
+            "score_ms": (t4 - t3) * 1e3,
+            "forced": float(sum(forced)),
+        }
         results = self._results(out, texts, confidence.tolist(), with_attention, forced)
         for i, r in enumerate(results):
             r.timings_ms = dict(parts)

@@ -25,8 +25,26 @@ GROUPS = (
 ).split()
 # Words said without an article ("It may show coffee."): mass nouns and plurals of the label map.
 _NO_ARTICLE = {
-    "coffee", "tea", "wine", "beer", "food", "pasta", "bread", "hay", "corn", "broccoli", "cauliflower",
-    "ice cream", "meat", "soup", "fries", "toilet paper", "water", "snow", "grass", "pizza slices",
+    "coffee",
+    "tea",
+    "wine",
+    "beer",
+    "food",
+    "pasta",
+    "bread",
+    "hay",
+    "corn",
+    "broccoli",
+    "cauliflower",
+    "ice cream",
+    "meat",
+    "soup",
+    "fries",
+    "toilet paper",
+    "water",
+    "snow",
+    "grass",
+    "pizza slices",
 }
 
 
@@ -150,7 +168,7 @@ class LabelMap:
 
 
 def with_article(word: str) -> str:
-    """"cat" -> "a cat", "orange" -> "an orange", "coffee" -> "coffee"."""
+    """ "cat" -> "a cat", "orange" -> "an orange", "coffee" -> "coffee"."""
     if word in _NO_ARTICLE:
         return word
     vowel_sound = word[0] in "aeiou" and not word.startswith(("uni", "use", "eu", "one"))

@@ -99,9 +99,7 @@ class AttentionDecoder(nn.Module):
         projected = self.attend.project(features) if self.cfg.attention else None
         return DecoderState(h, c, features, projected)
 
-    def step(
-        self, tokens: torch.Tensor, state: DecoderState
-    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
+    def step(self, tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
         """One word: tokens (B,) -> logits (B, V), next state, attention (B, P) or None."""
         emb = self.embed(tokens)  # (B, E)
         alpha = None
@@ -139,7 +137,9 @@ class AttentionDecoder(nn.Module):
         for t in range(steps):
             n = int((lengths > t + 1).sum())  # rows that still have a word to predict
             sub = DecoderState(
-                state.h[:n], state.c[:n], state.features[:n],
+                state.h[:n],
+                state.c[:n],
+                state.features[:n],
                 None if state.projected is None else state.projected[:n],
             )
             step_logits, sub, alpha = self.step(captions[:n, t], sub)
@@ -148,8 +148,10 @@ class AttentionDecoder(nn.Module):
                 alphas[:n, t] = alpha
             # Rows past n have finished; their state is never read again.
             state = DecoderState(
-                torch.cat([sub.h, state.h[n:]]), torch.cat([sub.c, state.c[n:]]),
-                state.features, state.projected,
+                torch.cat([sub.h, state.h[n:]]),
+                torch.cat([sub.c, state.c[n:]]),
+                state.features,
+                state.projected,
             )
         return logits, alphas
 

@@ -21,9 +21,7 @@ class ExpansionError(ValueError):
     pass
 
 
-def expand_vocabulary(
-    model: Captioner, vocab: Vocabulary, donors: dict[str, str]
-) -> tuple[Vocabulary, dict[str, str]]:
+def expand_vocabulary(model: Captioner, vocab: Vocabulary, donors: dict[str, str]) -> tuple[Vocabulary, dict[str, str]]:
     """Add each new word of `donors` ({new word: known donor word}) to `vocab` and `model` in place.
 
     Words already known are skipped. -> (the new vocabulary, {added word: donor}).

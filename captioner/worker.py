@@ -177,8 +177,13 @@ class CaptionWorker:
         queues, then :meth:`start_recovery`."""
         self.model = await self._initial_model()
         await asyncio.to_thread(self.model.engine.caption, [PILImage.new("RGB", (32, 32))], beam_size=1)
-        log.info("worker serving model %s (batch %d, wait %d ms, %s)", self.model.name, self.options.batch_size,
-                 self.options.batch_wait_ms, self.queues.describe())
+        log.info(
+            "worker serving model %s (batch %d, wait %d ms, %s)",
+            self.model.name,
+            self.options.batch_size,
+            self.options.batch_wait_ms,
+            self.queues.describe(),
+        )
         self._stopping = False
         self.batcher.start()
         self.completer.start()
@@ -230,7 +235,10 @@ class CaptionWorker:
             # batch's model call doesn't resize photos one after another (and big JPEGs decode faster).
             size = self.model.engine.cfg.image_size if self.model else None
             image = await asyncio.to_thread(
-                load_image, data, max_bytes=self.options.max_image_bytes, max_pixels=self.options.max_pixels,
+                load_image,
+                data,
+                max_bytes=self.options.max_image_bytes,
+                max_pixels=self.options.max_pixels,
                 squash_to=size,
             )
         except FileNotFoundError:
@@ -274,10 +282,16 @@ class CaptionWorker:
         async def store(session: AsyncSession, claimed: rq.ClaimedJob, captioned: Captioned) -> bool:
             result = captioned.result
             caption = await q.complete_request(
-                session, request_id=claimed.id, text=result.text, confidence=float(result.confidence),
+                session,
+                request_id=claimed.id,
+                text=result.text,
+                confidence=float(result.confidence),
                 model_version_id=captioned.model.version_id,
                 decoding={"beam_size": self.options.beam_size, "max_len": captioned.model.engine.cfg.max_len},
-                latency_ms=captioned.batch_ms, band=result.band, hint=result.hint, labels=result.labels or None,
+                latency_ms=captioned.batch_ms,
+                band=result.band,
+                hint=result.hint,
+                labels=result.labels or None,
             )
             return caption is not None
 
@@ -302,8 +316,11 @@ class CaptionWorker:
         METRICS.failures.labels(kind=code).inc()
         async with self.session_factory.begin() as session:
             again = await q.fail_request(
-                session, request_id=claimed.id, error=error_text(code, user_message),
-                max_attempts=self.options.max_attempts, permanent=not retry,
+                session,
+                request_id=claimed.id,
+                error=error_text(code, user_message),
+                max_attempts=self.options.max_attempts,
+                permanent=not retry,
             )
         if again and job is not None:
             log.info("request %s: attempt %d failed (%s); retrying", claimed.public_id, claimed.attempts, code)
@@ -385,8 +402,9 @@ class CaptionWorker:
             try:
                 return await self._load(promoted.id, promoted.name, Path(promoted.path), promoted.sha256)
             except Exception:
-                log.exception("promoted model %s (%s) failed to load; using %s", promoted.name, promoted.path,
-                              self.model_path)
+                log.exception(
+                    "promoted model %s (%s) failed to load; using %s", promoted.name, promoted.path, self.model_path
+                )
                 self._failed_version_id = promoted.id
         engine = await asyncio.to_thread(self._load_engine, self.model_path)
         sha = await asyncio.to_thread(file_sha256, self.model_path)
@@ -450,8 +468,9 @@ class CaptionWorker:
         try:
             loaded = task.result()
         except Exception as exc:
-            log.error("loading the promoted model failed (%s: %s); keeping %s", type(exc).__name__, exc,
-                      self.model_version)
+            log.error(
+                "loading the promoted model failed (%s: %s); keeping %s", type(exc).__name__, exc, self.model_version
+            )
             self._failed_version_id = self._pending_version_id  # not again until another is promoted
             return False
         old, self.model = self.model_version, loaded
@@ -466,9 +485,7 @@ class CaptionWorker:
         now = self.clock()
         cutoff = now + timedelta(seconds=1) if everything else now - timedelta(seconds=self.options.stale_after_s)
         async with self.session_factory.begin() as session:
-            stale = await q.requeue_stale_requests(
-                session, older_than=cutoff, max_attempts=self.options.max_attempts
-            )
+            stale = await q.requeue_stale_requests(session, older_than=cutoff, max_attempts=self.options.max_attempts)
             digests = await rq.image_digests(session, image_ids=(r.image_id for r in stale))
         rows = [(r.public_id, digests[r.image_id]) for r in stale]
         for public_id, sha in rows:

@@ -31,9 +31,7 @@ from tests.tiny_model import BACKEND_PARAMS, open_backend
 
 T = TypeVar("T")
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "CAPTIONBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+POSTGRES_ADMIN_URL = os.environ.get("CAPTIONBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:

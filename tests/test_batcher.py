@@ -98,9 +98,7 @@ async def test_a_raising_batch_fails_its_own_callers_only_and_the_loop_survives(
     batcher = MicroBatcher(run, max_size=2, max_wait=1.0)
     batcher.start()
     try:
-        bad = await asyncio.wait_for(
-            asyncio.gather(batcher.submit(666), batcher.submit(1), return_exceptions=True), 5
-        )
+        bad = await asyncio.wait_for(asyncio.gather(batcher.submit(666), batcher.submit(1), return_exceptions=True), 5)
         good = await asyncio.wait_for(asyncio.gather(batcher.submit(2), batcher.submit(3)), 5)
     finally:
         await batcher.stop()
@@ -116,9 +114,7 @@ async def test_wrong_output_count_fails_the_batch_not_the_loop():
     batcher = MicroBatcher(run, max_size=2, max_wait=1.0)
     batcher.start()
     try:
-        bad = await asyncio.wait_for(
-            asyncio.gather(batcher.submit(1), batcher.submit(2), return_exceptions=True), 5
-        )
+        bad = await asyncio.wait_for(asyncio.gather(batcher.submit(1), batcher.submit(2), return_exceptions=True), 5)
         assert all(isinstance(r, RuntimeError) for r in bad)
         assert await asyncio.wait_for(batcher.submit(7), 5) == 7
     finally:

@@ -14,8 +14,9 @@ CAPTIONS = ["a red circle", "a blue square", "a green triangle on the left", "tw
 
 def tiny_model(vocab):
     torch.manual_seed(0)
-    cfg = CaptionerConfig(vocab_size=len(vocab), feature_dim=16, embed_dim=16, hidden_dim=16,
-                          attention_dim=16, max_len=8)
+    cfg = CaptionerConfig(
+        vocab_size=len(vocab), feature_dim=16, embed_dim=16, hidden_dim=16, attention_dim=16, max_len=8
+    )
     return Captioner(cfg, pretrained_encoder=False).eval()
 
 
@@ -118,7 +119,8 @@ def test_the_model_extra_installs_everything_the_shipped_model_needs():
     payload = torch.load(DEFAULT_CHECKPOINT, map_location="cpu", weights_only=True)
     encoder = payload["config"]["encoder"]
     extras = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"]
+        "optional-dependencies"
+    ]
     model_extra = " ".join(extras["model"])
     needs = {"mobilenet_v2": "torchvision", "efficientnet_lite0": "efficientnet-lite-pytorch"}[encoder]
     assert needs in model_extra, f"the shipped model's {encoder} encoder needs {needs} in the [model] extra"

@@ -41,17 +41,29 @@ def greedy_seqs(model, grid: torch.Tensor) -> list[list[int]]:
 
 def tiny_labelmap() -> LabelMap:
     """5 classes -> dog, cat, car, ball (plain) and bench (obscure: never counted)."""
-    rows = [("dog", "puppy", "plain"), ("dog", "", "plain"), ("cat", "kitten", "plain"), ("car", "", "plain"),
-            ("bench", "", "obscure")]
-    return LabelMap([LabelEntry(i, f"class{i}", w, tuple(s for s in [syn] if s), "other", st)
-                     for i, (w, syn, st) in enumerate(rows)])
+    rows = [
+        ("dog", "puppy", "plain"),
+        ("dog", "", "plain"),
+        ("cat", "kitten", "plain"),
+        ("car", "", "plain"),
+        ("bench", "", "obscure"),
+    ]
+    return LabelMap(
+        [
+            LabelEntry(i, f"class{i}", w, tuple(s for s in [syn] if s), "other", st)
+            for i, (w, syn, st) in enumerate(rows)
+        ]
+    )
 
 
 def test_token_logprobs_match_caption_logprobs_and_share_photos(tiny):
     model, vocab = tiny
     g = grids(2)
-    seqs = [vocab.encode("a dog runs on the grass")[1:-1], vocab.encode("a red car")[1:-1],
-            vocab.encode("a cat sleeps")[1:-1]]
+    seqs = [
+        vocab.encode("a dog runs on the grass")[1:-1],
+        vocab.encode("a red car")[1:-1],
+        vocab.encode("a cat sleeps")[1:-1],
+    ]
     owner = torch.tensor([0, 1, 1])
     got = token_logprobs(model.decoder, g, seqs, owner)  # (3, T+1)
     want = caption_logprobs(model.decoder, g[owner], seqs)
@@ -140,10 +152,14 @@ def test_calibration_round_trips_through_a_checkpoint(tiny, tmp_path):
     g = grids(3, seed=3)
     seqs = greedy_seqs(model, g)
     # the average grid and centroids are stored as float16: scores agree to that precision
-    assert torch.allclose(score(model, g, seqs, vocab=vocab, calib=back),
-                          score(model, g, seqs, vocab=vocab, calib=calib.to_dict()), atol=1e-6)
-    assert torch.allclose(score(model, g, seqs, vocab=vocab, calib=back),
-                          score(model, g, seqs, vocab=vocab, calib=calib), atol=2e-3)
+    assert torch.allclose(
+        score(model, g, seqs, vocab=vocab, calib=back),
+        score(model, g, seqs, vocab=vocab, calib=calib.to_dict()),
+        atol=1e-6,
+    )
+    assert torch.allclose(
+        score(model, g, seqs, vocab=vocab, calib=back), score(model, g, seqs, vocab=vocab, calib=calib), atol=2e-3
+    )
 
 
 def test_without_calibration_or_tagger_the_score_is_still_a_probability(tiny):
@@ -156,8 +172,9 @@ def test_without_calibration_or_tagger_the_score_is_still_a_probability(tiny):
     assert torch.allclose(plain, want, atol=1e-5)
     assert score(model, g, []).shape == (0,)
     # a calibration with only a tagger head, on a model without a tagger: the plain formula again
-    tagger_only = ConfidenceCalibration(heads={"tagger": Head(("mean_lp",), torch.zeros(1), torch.ones(1),
-                                                              torch.ones(1), 0.0)})
+    tagger_only = ConfidenceCalibration(
+        heads={"tagger": Head(("mean_lp",), torch.zeros(1), torch.ones(1), torch.ones(1), 0.0)}
+    )
     s = score(model, g, seqs, vocab=vocab, labelmap=tiny_labelmap(), calib=tagger_only)
     assert torch.allclose(s, want, atol=1e-5)
 
@@ -173,8 +190,9 @@ def test_tagger_head_is_used_when_the_model_has_a_tagger(tiny, tmp_path):
     seqs = [vocab.encode("a dog runs")[1:-1], vocab.encode("a red car")[1:-1]]
     heads = {
         "plain": Head(("mean_lp",), torch.zeros(1), torch.ones(1), torch.zeros(1), -3.0),
-        "tagger": Head(("mention_mass", "contradiction"), torch.zeros(2), torch.ones(2), torch.tensor([4.0, -4.0]),
-                       0.0),
+        "tagger": Head(
+            ("mention_mass", "contradiction"), torch.zeros(2), torch.ones(2), torch.tensor([4.0, -4.0]), 0.0
+        ),
     }
     calib = ConfidenceCalibration(heads=heads)
     s = score(tagged, g, seqs, vocab=vocab, labelmap=tiny_labelmap(), calib=calib)
@@ -205,8 +223,16 @@ def test_matcher_learns_which_words_go_with_which_photos(tiny):
     pooled = (centres[photo_cluster] + torch.randn(40, 1280, generator=g)).numpy()
     words = [vocab.encode(c)[1:-1] for c in ("a dog runs", "a red car", "two people sit", "a cat sleeps")]
     rows = np.repeat(np.arange(40), 2)  # two captions per photo
-    matcher = train_matcher(pooled[rows], [words[int(photo_cluster[r])] for r in rows], rows, len(vocab), dim=8,
-                            epochs=40, seeds=2, batch=16)
+    matcher = train_matcher(
+        pooled[rows],
+        [words[int(photo_cluster[r])] for r in rows],
+        rows,
+        len(vocab),
+        dim=8,
+        epochs=40,
+        seeds=2,
+        batch=16,
+    )
     own = matcher(torch.from_numpy(pooled), [words[int(k)] for k in photo_cluster])
     other = matcher(torch.from_numpy(pooled), [words[int(k + 1) % 4] for k in photo_cluster])
     assert own.shape == (40,) and (own.abs() <= 1 + 1e-5).all()
@@ -215,8 +241,9 @@ def test_matcher_learns_which_words_go_with_which_photos(tiny):
     back = ConfidenceCalibration.from_dict(calib.to_dict())
     pooled_t = torch.from_numpy(pooled)
     assert torch.allclose(back.matcher(pooled_t, words * 10), matcher(pooled_t, words * 10), atol=2e-2)
-    x = caption_features(None, torch.from_numpy(pooled)[:, None, :], words * 10, calib=back,
-                         token_lp=torch.zeros(40, 4) - 1.0)
+    x = caption_features(
+        None, torch.from_numpy(pooled)[:, None, :], words * 10, calib=back, token_lp=torch.zeros(40, 4) - 1.0
+    )
     assert torch.allclose(select(x, ["match"])[:, 0], back.matcher(torch.from_numpy(pooled), words * 10), atol=1e-5)
 
 

@@ -91,10 +91,12 @@ def test_guide_only_redecodes_images_that_miss_their_word():
 def test_forced_words_skips_unsure_tags_and_captions_that_already_name_the_thing():
     from captioner.labelmap import LabelEntry, LabelMap, WordScore
 
-    lm = LabelMap([
-        LabelEntry(0, "tabby", "cat", ("kitten",), "cat", "plain"),
-        LabelEntry(1, "espresso", "coffee", ("cup",), "drink", "plain"),
-    ])
+    lm = LabelMap(
+        [
+            LabelEntry(0, "tabby", "cat", ("kitten",), "cat", "plain"),
+            LabelEntry(1, "espresso", "coffee", ("cup",), "drink", "plain"),
+        ]
+    )
     vocab = Vocabulary(["<pad>", "<start>", "<end>", "<unk>", "a", "cat", "kitten", "cup", "coffee"])
     tokens = torch.tensor([[4, 5, 2], [4, 7, 2], [4, 4, 2]])
     tops = [[WordScore("cat", 0.9, "tabby")], [WordScore("coffee", 0.9, "espresso")], [WordScore("cat", 0.2, "tabby")]]
@@ -105,8 +107,17 @@ def test_forced_words_skips_unsure_tags_and_captions_that_already_name_the_thing
 
 def _tiny_captioner(vocab_size):
     torch.manual_seed(0)
-    cfg = CaptionerConfig(vocab_size=vocab_size, encoder="tiny_cnn", encoder_channels=130, feature_dim=16,
-                          embed_dim=16, hidden_dim=16, attention_dim=16, max_len=8, image_size=64)
+    cfg = CaptionerConfig(
+        vocab_size=vocab_size,
+        encoder="tiny_cnn",
+        encoder_channels=130,
+        feature_dim=16,
+        embed_dim=16,
+        hidden_dim=16,
+        attention_dim=16,
+        max_len=8,
+        image_size=64,
+    )
     return Captioner(cfg).eval()
 
 
@@ -163,7 +174,8 @@ def test_the_article_agrees_with_the_word_after_it():
 
     assert detokenize(["a", "man", "rides", "a", "elephant"]) == "A man rides an elephant."
     assert detokenize(["an", "dog", "and", "a", "umbrella", "and", "a", "unicycle"]) == (
-        "A dog and an umbrella and a unicycle.")
+        "A dog and an umbrella and a unicycle."
+    )
 
 
 def test_a_forced_caption_far_below_the_free_one_is_dropped_unless_the_tagger_insists():

@@ -9,11 +9,13 @@ from training.datasets import DatasetError, load_dataset, load_flickr8k
 
 
 def test_karpathy_json_maps_splits_and_paths(tmp_path):
-    data = {"images": [
-        {"filename": "a.jpg", "filepath": "val2014", "split": "val", "sentences": [{"raw": "A dog."}]},
-        {"filename": "b.jpg", "split": "restval", "sentences": [{"tokens": ["a", "cat"]}]},
-        {"filename": "c.jpg", "split": "test", "sentences": [{"raw": "x"}, {"raw": "y"}]},
-    ]}
+    data = {
+        "images": [
+            {"filename": "a.jpg", "filepath": "val2014", "split": "val", "sentences": [{"raw": "A dog."}]},
+            {"filename": "b.jpg", "split": "restval", "sentences": [{"tokens": ["a", "cat"]}]},
+            {"filename": "c.jpg", "split": "test", "sentences": [{"raw": "x"}, {"raw": "y"}]},
+        ]
+    }
     path = tmp_path / "dataset_coco.json"
     path.write_text(json.dumps(data))
     ds = load_dataset(path)

@@ -11,8 +11,16 @@ from captioner.vocab import END_ID, PAD_ID, START_ID, UNK_ID
 
 def make_decoder(attention=True, seed=0, vocab=30):
     torch.manual_seed(seed)
-    cfg = CaptionerConfig(vocab_size=vocab, encoder_channels=1280, feature_dim=24, embed_dim=16,
-                          hidden_dim=32, attention_dim=16, attention=attention, max_len=12)
+    cfg = CaptionerConfig(
+        vocab_size=vocab,
+        encoder_channels=1280,
+        feature_dim=24,
+        embed_dim=16,
+        hidden_dim=32,
+        attention_dim=16,
+        attention=attention,
+        max_len=12,
+    )
     dec = AttentionDecoder(cfg).eval()
     # Sharpen the output layer so decoding makes non-trivial choices (random init is near uniform).
     with torch.no_grad():

@@ -51,11 +51,19 @@ class Processes:
         self.tmp = tmp_path
         self.env = {k: v for k, v in os.environ.items() if "TOKEN" not in k and not k.startswith("CAPTIONBOT_")}
         self.env.update(
-            CAPTIONBOT_DATABASE_URL=backend.database_url, CAPTIONBOT_BROKER_URL=backend.broker_url,
-            CAPTIONBOT_DATA_DIR=str(tmp_path), CAPTIONBOT_IMAGE_STORE_DIR=str(tmp_path / "images"),
-            CAPTIONBOT_MODEL_PATH=str(make_tiny_checkpoint()), CAPTIONBOT_DEVICE="cpu", CAPTIONBOT_METRICS_PORT="0",
-            CAPTIONBOT_BATCH_SIZE="4", CAPTIONBOT_BATCH_WAIT_MS="100", CAPTIONBOT_BEAM_SIZE="1",
-            CAPTIONBOT_MAX_ATTEMPTS="3", CAPTIONBOT_LOG_LEVEL="INFO", PYTHONUNBUFFERED="1",
+            CAPTIONBOT_DATABASE_URL=backend.database_url,
+            CAPTIONBOT_BROKER_URL=backend.broker_url,
+            CAPTIONBOT_DATA_DIR=str(tmp_path),
+            CAPTIONBOT_IMAGE_STORE_DIR=str(tmp_path / "images"),
+            CAPTIONBOT_MODEL_PATH=str(make_tiny_checkpoint()),
+            CAPTIONBOT_DEVICE="cpu",
+            CAPTIONBOT_METRICS_PORT="0",
+            CAPTIONBOT_BATCH_SIZE="4",
+            CAPTIONBOT_BATCH_WAIT_MS="100",
+            CAPTIONBOT_BEAM_SIZE="1",
+            CAPTIONBOT_MAX_ATTEMPTS="3",
+            CAPTIONBOT_LOG_LEVEL="INFO",
+            PYTHONUNBUFFERED="1",
         )
         self.children: list[subprocess.Popen[bytes]] = []
         self.calls = tmp_path / "calls.txt"
@@ -63,8 +71,9 @@ class Processes:
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-        child = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=self.env, stdout=log,
-                                 stderr=subprocess.STDOUT)
+        child = subprocess.Popen(
+            [sys.executable, "-m", *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
         self.children.append(child)
         return child
 
@@ -129,8 +138,13 @@ async def submit_all(service: Any, colors: list[str]) -> list[str]:
     ids = []
     for i, color in enumerate(colors):
         out = await service.submit(
-            platform="telegram", platform_chat_id="1", chat_kind="private", platform_user_id=str(i),
-            display_name=None, image_bytes=png_bytes(color), source_message_id=str(i),
+            platform="telegram",
+            platform_chat_id="1",
+            chat_kind="private",
+            platform_user_id=str(i),
+            display_name=None,
+            image_bytes=png_bytes(color),
+            source_message_id=str(i),
         )
         assert out.ok, out
         ids.append(out.request_id)

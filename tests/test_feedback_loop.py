@@ -301,7 +301,11 @@ def torch_threads():
 
 
 async def test_feedback_loop_closes(
-    session_factory: Factory, image_store: ImageStore, world: World, cli_env: dict[str, str], tmp_path: Path,
+    session_factory: Factory,
+    image_store: ImageStore,
+    world: World,
+    cli_env: dict[str, str],
+    tmp_path: Path,
     torch_threads: None,
 ) -> None:
     from captioner.checkpoint import load_checkpoint
@@ -320,8 +324,15 @@ async def test_feedback_loop_closes(
 
     # Dataset -> fine-tuned model (1 epoch of the real training code, from the model in service).
     tc = TrainConfig(
-        data=str(data), out=str(tmp_path / "run"), cache_dir=str(tmp_path / "features"), init_from=str(initial),
-        epochs=1, batch_images=4, device="cpu", threads=1, seed=0,
+        data=str(data),
+        out=str(tmp_path / "run"),
+        cache_dir=str(tmp_path / "features"),
+        init_from=str(initial),
+        epochs=1,
+        batch_images=4,
+        device="cpu",
+        threads=1,
+        seed=0,
     )
     best = train(tc, resume=False)
     assert best.is_file()
@@ -352,9 +363,7 @@ async def test_feedback_loop_closes(
     assert "promoted tiny-v1" in _cli(cli_env, "model", "promote", str(initial))
 
 
-async def test_model_commands_refuse_what_workers_could_not_load(
-    cli_env: dict[str, str], tmp_path: Path
-) -> None:
+async def test_model_commands_refuse_what_workers_could_not_load(cli_env: dict[str, str], tmp_path: Path) -> None:
     not_a_model = tmp_path / "notes.pt"
     not_a_model.write_bytes(b"not a checkpoint")
     assert "not a readable checkpoint" in _cli_fails(cli_env, "model", "register", str(not_a_model))

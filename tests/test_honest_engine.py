@@ -18,8 +18,17 @@ CAT_CLASS = 281  # "tabby" in ImageNet's order
 def _checkpoint(tmp_path, *, tagger_class: int | None, bands=None, expanded=None, force_above=0.5):
     torch.manual_seed(0)
     vocab = Vocabulary(WORDS + list(expanded or {}))
-    cfg = CaptionerConfig(vocab_size=len(vocab), encoder="tiny_cnn", encoder_channels=130, feature_dim=16,
-                          embed_dim=16, hidden_dim=16, attention_dim=16, max_len=8, image_size=64)
+    cfg = CaptionerConfig(
+        vocab_size=len(vocab),
+        encoder="tiny_cnn",
+        encoder_channels=130,
+        feature_dim=16,
+        embed_dim=16,
+        hidden_dim=16,
+        attention_dim=16,
+        max_len=8,
+        image_size=64,
+    )
     model = Captioner(cfg).eval()
     with torch.no_grad():  # the free caption is about a dog, whatever the photo
         model.decoder.out.bias[vocab.id_of("dog")] += 4.0
@@ -107,8 +116,9 @@ def test_the_shipped_model_names_the_example_cat_and_is_not_sure_of_everything()
 
     examples = Path(__file__).parents[1] / "examples"
     engine = CaptionEngine.load(device="cpu")
-    cat, coffee, astronaut = engine.caption([load_image(examples / f) for f in
-                                             ("chelsea.jpg", "coffee.jpg", "astronaut.jpg")])
+    cat, coffee, astronaut = engine.caption(
+        [load_image(examples / f) for f in ("chelsea.jpg", "coffee.jpg", "astronaut.jpg")]
+    )
     assert "cat" in cat.tokens and cat.hint == "a cat"
     assert {"cup", "mug", "coffee"} & set(coffee.tokens)
     assert astronaut.band != "sure"  # nothing in ImageNet covers it: never stated as plain fact

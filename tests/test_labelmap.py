@@ -68,8 +68,14 @@ def test_a_malformed_map_is_refused_with_its_line(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("word", "phrase"), [("cat", "a cat"), ("orange", "an orange"), ("coffee", "coffee"), ("umbrella", "an umbrella"),
-                         ("unicycle", "a unicycle")],
+    ("word", "phrase"),
+    [
+        ("cat", "a cat"),
+        ("orange", "an orange"),
+        ("coffee", "coffee"),
+        ("umbrella", "an umbrella"),
+        ("unicycle", "a unicycle"),
+    ],
 )
 def test_articles(word, phrase):
     assert with_article(word) == phrase

@@ -91,8 +91,7 @@ async def test_check_schema_current_says_what_to_do(db_url: str) -> None:
         with pytest.raises(SchemaOutdatedError) as excinfo:
             await check_schema_current(engine)
         assert str(excinfo.value) == (
-            f"database schema is at base (never migrated), code needs {head_revision()}: "
-            "run `captionbot db upgrade`"
+            f"database schema is at base (never migrated), code needs {head_revision()}: run `captionbot db upgrade`"
         )
         await upgrade_async(db_url)
         await check_schema_current(engine)  # at head: no error

@@ -20,7 +20,6 @@ from tests.tiny_model import submit as submit_photo
 pytestmark = pytest.mark.timeout(60)
 
 
-
 async def _all_delivered(stack, ids) -> bool:
     async with stack.session_factory() as session:
         for rid in ids:

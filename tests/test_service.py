@@ -32,7 +32,6 @@ from tests.tiny_model import (
 pytestmark = pytest.mark.timeout(60)
 
 
-
 class FakeClock:
     def __init__(self) -> None:
         self.t = 1000.0
@@ -81,10 +80,19 @@ async def test_rate_limit_rejects_with_retry_after_then_recovers(backend, tmp_pa
         assert stack.service.reserve(platform="telegram", platform_user_id="7").retry_after == 10
         stack.service.unreserve(platform="telegram", platform_user_id="7")
         assert stack.service.reserve(platform="telegram", platform_user_id="7") is None
-        assert isinstance(await stack.service.submit(
-            platform="telegram", platform_chat_id="42", chat_kind="private", platform_user_id="7", display_name=None,
-            image_bytes=png_bytes(), source_message_id=None, reserved=True,
-        ), Submitted), "a reserved photo is not charged twice"
+        assert isinstance(
+            await stack.service.submit(
+                platform="telegram",
+                platform_chat_id="42",
+                chat_kind="private",
+                platform_user_id="7",
+                display_name=None,
+                image_bytes=png_bytes(),
+                source_message_id=None,
+                reserved=True,
+            ),
+            Submitted,
+        ), "a reserved photo is not charged twice"
 
 
 async def test_pending_caps_reject_with_retry_after(backend, tmp_path):
@@ -252,7 +260,8 @@ async def test_band_hint_and_labels_go_from_the_worker_through_storage_to_the_de
         assert (delivery.status, delivery.band, delivery.hint) == ("done", "unsure", "a cat")
         async with stack.session_factory() as session:
             caption = await queries.caption_for_request(
-                session, request_id=(await queries.get_request_by_public_id(session, public_id=sub.request_id)).id)
+                session, request_id=(await queries.get_request_by_public_id(session, public_id=sub.request_id)).id
+            )
         assert caption is not None and caption.id == delivery.caption_id
         assert (caption.band, caption.hint) == ("unsure", "a cat")
         assert caption.labels and caption.labels[0]["word"] == "cat"

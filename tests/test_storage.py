@@ -51,9 +51,7 @@ async def _seed(
     sha = store.put(photo) if store else sha256_hex(photo)
     async with factory.begin() as s:
         u = await q.get_or_create_user(s, platform=platform, platform_user_id=user, display_name=user)
-        chat = await q.get_or_create_chat(
-            s, platform=platform, platform_chat_id="chat-1", kind=ChatKind.GROUP
-        )
+        chat = await q.get_or_create_chat(s, platform=platform, platform_chat_id="chat-1", kind=ChatKind.GROUP)
         image = await q.add_image(s, sha256=sha, size_bytes=len(photo), width=4, height=3, mime="image/jpeg")
         req = await q.create_request(
             s,
@@ -72,9 +70,7 @@ async def _captioned(factory: Factory, store: ImageStore | None = None, **kw: ob
     seeded = await _seed(factory, store, **kw)  # type: ignore[arg-type]
     async with factory.begin() as s:
         assert await q.claim_request(s, request_id=seeded.request_id)
-        caption = await q.complete_request(
-            s, request_id=seeded.request_id, text=f"a photo by {seeded.user_id}"
-        )
+        caption = await q.complete_request(s, request_id=seeded.request_id, text=f"a photo by {seeded.user_id}")
         assert caption is not None
         return seeded, caption.id
 
@@ -94,9 +90,7 @@ async def test_get_or_create_user_and_chat_are_idempotent(session_factory: Facto
         other = await q.get_or_create_user(s, platform=Platform.DISCORD, platform_user_id="123")
         assert a.id == b.id != other.id
         assert b.display_name == "Ann"  # None leaves the name alone
-        renamed = await q.get_or_create_user(
-            s, platform="telegram", platform_user_id="123", display_name="Anna"
-        )
+        renamed = await q.get_or_create_user(s, platform="telegram", platform_user_id="123", display_name="Anna")
         assert renamed.id == a.id and renamed.display_name == "Anna"
         c1 = await q.get_or_create_chat(s, platform="discord", platform_chat_id=9, kind="guild")
         c2 = await q.get_or_create_chat(s, platform="discord", platform_chat_id="9", kind=ChatKind.DM)
@@ -190,8 +184,15 @@ async def test_a_captions_band_hint_and_labels_are_stored(session_factory: Facto
     labels = [{"label": "tabby", "word": "cat", "p": 0.71}, {"label": "Egyptian cat", "word": "cat", "p": 0.1}]
     async with session_factory.begin() as s:
         await q.claim_request(s, request_id=seeded.request_id)
-        await q.complete_request(s, request_id=seeded.request_id, text="a dog in the water", confidence=0.2,
-                                 band="unsure", hint="a cat", labels=labels)
+        await q.complete_request(
+            s,
+            request_id=seeded.request_id,
+            text="a dog in the water",
+            confidence=0.2,
+            band="unsure",
+            hint="a cat",
+            labels=labels,
+        )
     async with session_factory() as s:
         caption = await q.caption_for_request(s, request_id=seeded.request_id)
         assert caption is not None
@@ -337,9 +338,7 @@ async def test_stale_requests_are_recovered(session_factory: Factory) -> None:
     async with session_factory.begin() as s:
         await q.claim_request(s, request_id=crashed.request_id)
         await q.claim_request(s, request_id=poison.request_id)
-        await s.execute(
-            update(CaptionRequest).where(CaptionRequest.id == poison.request_id).values(attempts=3)
-        )
+        await s.execute(update(CaptionRequest).where(CaptionRequest.id == poison.request_id).values(attempts=3))
     later = datetime.now(UTC) + timedelta(minutes=1)
     async with session_factory.begin() as s:
         assert await q.stale_requests(s, older_than=datetime.now(UTC) - timedelta(hours=1)) == []
@@ -373,9 +372,7 @@ async def test_feedback_is_one_per_user_per_caption_and_changeable(session_facto
         other = await q.get_or_create_user(s, platform="telegram", platform_user_id="other")
         fb = await q.set_feedback(s, caption_id=caption_id, user_id=seeded.user_id, rating=1)
         assert (fb.rating, fb.correction) == (1, None)
-        fb2 = await q.set_feedback(
-            s, caption_id=caption_id, user_id=seeded.user_id, correction="  a red cat "
-        )
+        fb2 = await q.set_feedback(s, caption_id=caption_id, user_id=seeded.user_id, correction="  a red cat ")
         assert fb2.id == fb.id and (fb2.rating, fb2.correction) == (1, "a red cat")  # rating kept
         fb3 = await q.set_feedback(s, caption_id=caption_id, user_id=seeded.user_id, rating=-1)
         assert fb3.id == fb.id and (fb3.rating, fb3.correction) == (-1, "a red cat")
@@ -384,9 +381,7 @@ async def test_feedback_is_one_per_user_per_caption_and_changeable(session_facto
         with pytest.raises(ValueError):
             await q.set_feedback(s, caption_id=caption_id, user_id=other.id)
     async with session_factory.begin() as s:
-        cleared = await q.set_feedback(
-            s, caption_id=caption_id, user_id=seeded.user_id, correction="", rating=None
-        )
+        cleared = await q.set_feedback(s, caption_id=caption_id, user_id=seeded.user_id, correction="", rating=None)
         assert (cleared.rating, cleared.correction) == (None, None)
         got = await q.get_feedback(s, caption_id=caption_id, user_id=seeded.user_id)
         assert got is not None and got.id == fb.id
@@ -545,9 +540,7 @@ async def test_retention_purges_delivered_photos_not_needed_for_training(
 
 async def test_promotion_leaves_exactly_one_promoted(session_factory: Factory) -> None:
     async with session_factory.begin() as s:
-        v1 = await q.register_model_version(
-            s, name="v1", path="/m/v1.pt", sha256="1" * 64, metrics={"cider": 0.5}
-        )
+        v1 = await q.register_model_version(s, name="v1", path="/m/v1.pt", sha256="1" * 64, metrics={"cider": 0.5})
         v2 = await q.register_model_version(s, name="v2", path="/m/v2.pt", metrics={"cider": 0.6})
         assert v1.status == ModelStatus.CANDIDATE and await q.current_model_version(s) is None
         again = await q.register_model_version(s, name="v1", path="/m/v1.pt", metrics={"cider": 0.55})
@@ -560,9 +553,7 @@ async def test_promotion_leaves_exactly_one_promoted(session_factory: Factory) -
         async with session_factory.begin() as s:
             await q.promote_model_version(s, model_version_id=v2.id)
     async with session_factory() as s:
-        statuses = {
-            name: status for name, status in await s.execute(select(ModelVersion.name, ModelVersion.status))
-        }
+        statuses = {name: status for name, status in await s.execute(select(ModelVersion.name, ModelVersion.status))}
         assert statuses == {"v1": ModelStatus.RETIRED, "v2": ModelStatus.PROMOTED}
         current = await q.current_model_version(s)
         assert current is not None and current.id == v2.id and current.promoted_at is not None
@@ -572,9 +563,7 @@ async def test_promotion_leaves_exactly_one_promoted(session_factory: Factory) -
     # The database itself refuses a second promoted version.
     with pytest.raises(IntegrityError):
         async with session_factory.begin() as s:
-            await s.execute(
-                update(ModelVersion).where(ModelVersion.id == v1.id).values(status=ModelStatus.PROMOTED)
-            )
+            await s.execute(update(ModelVersion).where(ModelVersion.id == v1.id).values(status=ModelStatus.PROMOTED))
 
 
 # --- image store -------------------------------------------------------------------------------

@@ -15,10 +15,30 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("shapes")
     root = make_shapes_dataset(tmp / "data", n_train=960, n_dev=48, n_test=96, seed=0)
     tc = TrainConfig(
-        data=str(root), out=str(tmp / "run"), cache_dir=str(tmp / "cache"), encoder="tiny_cnn", pretrained=False,
-        feature_dim=64, embed_dim=32, hidden_dim=96, attention_dim=32, dropout=0.0, alpha_c=0.0,
-        epochs=14, batch_images=8, lr=5e-3, lr_decay=0.9, patience=14, min_count=1, max_len=10,
-        scst_epochs=1, scst_evals_per_epoch=2, scst_lr=5e-4, seed=0, device="cpu", threads=1,
+        data=str(root),
+        out=str(tmp / "run"),
+        cache_dir=str(tmp / "cache"),
+        encoder="tiny_cnn",
+        pretrained=False,
+        feature_dim=64,
+        embed_dim=32,
+        hidden_dim=96,
+        attention_dim=32,
+        dropout=0.0,
+        alpha_c=0.0,
+        epochs=14,
+        batch_images=8,
+        lr=5e-3,
+        lr_decay=0.9,
+        patience=14,
+        min_count=1,
+        max_len=10,
+        scst_epochs=1,
+        scst_evals_per_epoch=2,
+        scst_lr=5e-4,
+        seed=0,
+        device="cpu",
+        threads=1,
     )  # hflip is on (the default): mirrored photos must come with "left"/"right" swapped to still pass
     best = train(tc, resume=False)
     return root, tc, best
@@ -61,8 +81,25 @@ def test_cli_eval_and_caption_on_the_trained_model(trained, tmp_path):
     root, _, best = trained
     runner = CliRunner()
     out, metrics = tmp_path / "captions.json", tmp_path / "metrics.json"
-    result = runner.invoke(app, ["eval", "--model", str(best), "--data", str(root), "--split", "test",
-                                 "--no-meteor", "--out", str(out), "--metrics-out", str(metrics), "--device", "cpu"])
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "--model",
+            str(best),
+            "--data",
+            str(root),
+            "--split",
+            "test",
+            "--no-meteor",
+            "--out",
+            str(out),
+            "--metrics-out",
+            str(metrics),
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "CIDEr-D" in result.output
     rows = json.loads(out.read_text())
@@ -123,17 +160,32 @@ def test_encoder_fine_tuning_trains_the_cnn_only_when_asked(tmp_path):
 
     def run(name: str, finetune_from: int):
         tc = TrainConfig(
-            data=str(root), out=str(tmp_path / name), cache_dir=str(tmp_path / "cache"), encoder="tiny_cnn",
-            pretrained=False, feature_dim=32, embed_dim=16, hidden_dim=32, attention_dim=16, epochs=2,
-            batch_images=16, min_count=1, max_len=10, seed=0, threads=1, finetune_encoder_from=finetune_from,
+            data=str(root),
+            out=str(tmp_path / name),
+            cache_dir=str(tmp_path / "cache"),
+            encoder="tiny_cnn",
+            pretrained=False,
+            feature_dim=32,
+            embed_dim=16,
+            hidden_dim=32,
+            attention_dim=16,
+            epochs=2,
+            batch_images=16,
+            min_count=1,
+            max_len=10,
+            seed=0,
+            threads=1,
+            finetune_encoder_from=finetune_from,
             encoder_lr=1e-3,
         )
         best = train(tc, resume=False)
         model, vocab, _ = load_checkpoint(best.parent / "last.pt")
         set_seed(tc.seed)  # as train() does before building the model: the same initial weights
         start = build_model(tc, vocab)
-        same = all(torch.equal(a, b) for a, b in zip(start.encoder.state_dict().values(),
-                                                     model.encoder.state_dict().values(), strict=True))
+        same = all(
+            torch.equal(a, b)
+            for a, b in zip(start.encoder.state_dict().values(), model.encoder.state_dict().values(), strict=True)
+        )
         history = json.loads((best.parent / "metrics.json").read_text())
         return same, history
 
@@ -152,16 +204,34 @@ def test_scst_samples_with_dropout_only_when_asked(tmp_path, monkeypatch, dropou
     from training.train import build_model, make_optimizer
 
     root = make_shapes_dataset(tmp_path / "data", n_train=16, n_dev=4, n_test=4, seed=1)
-    tc = TrainConfig(data=str(root), encoder="tiny_cnn", pretrained=False, feature_dim=16, embed_dim=8,
-                     hidden_dim=16, attention_dim=8, min_count=1, max_len=8, batch_images=8, hflip=False,
-                     scst_dropout=dropout)
+    tc = TrainConfig(
+        data=str(root),
+        encoder="tiny_cnn",
+        pretrained=False,
+        feature_dim=16,
+        embed_dim=8,
+        hidden_dim=16,
+        attention_dim=8,
+        min_count=1,
+        max_len=8,
+        batch_images=8,
+        hflip=False,
+        scst_dropout=dropout,
+    )
     dataset = load_flickr8k(root)
     from captioner.vocab import Vocabulary
 
     vocab = Vocabulary.build((c for im in dataset.split("train") for c in im.captions), min_count=1)
     model = build_model(tc, vocab)
-    data = prepare(dataset, encoder="tiny_cnn", cache_dir=tmp_path / "cache", vocab=vocab, max_len=8,
-                   encoder_module=model.encoder, weights_tag="t")
+    data = prepare(
+        dataset,
+        encoder="tiny_cnn",
+        cache_dir=tmp_path / "cache",
+        vocab=vocab,
+        max_len=8,
+        encoder_module=model.encoder,
+        weights_tag="t",
+    )
     modes = []
     real_sample = scst.sample
 

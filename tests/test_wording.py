@@ -15,11 +15,14 @@ def test_probable_captions_are_hedged():
     assert describe("A dog runs!", band="probable") == "Probably a dog runs!"
 
 
-@pytest.mark.parametrize(("hint", "said"), [
-    ("a cat", "I can't describe this photo well. It may show a cat."),
-    (None, "I can't describe this photo well."),
-    ("  ", "I can't describe this photo well."),
-])
+@pytest.mark.parametrize(
+    ("hint", "said"),
+    [
+        ("a cat", "I can't describe this photo well. It may show a cat."),
+        (None, "I can't describe this photo well."),
+        ("  ", "I can't describe this photo well."),
+    ],
+)
 def test_unsure_captions_state_nothing_as_fact(hint, said):
     out = describe("a brown dog is playing in the water", band="unsure", hint=hint)
     assert out == said
@@ -42,10 +45,13 @@ def test_the_old_low_confidence_note_only_without_a_band():
     assert not needs_low_confidence_note(None, None)
 
 
-@pytest.mark.parametrize(("band", "said"), [
-    ("unsure", "I can't describe this photo well. It may show a cat."),
-    ("probable", "Probably "),
-])
+@pytest.mark.parametrize(
+    ("band", "said"),
+    [
+        ("unsure", "I can't describe this photo well. It may show a cat."),
+        ("probable", "Probably "),
+    ],
+)
 def test_captionbot_caption_says_what_the_bots_say_and_json_keeps_the_raw_caption(tmp_path, band, said):
     pytest.importorskip("torch")
     import json

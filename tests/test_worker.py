@@ -30,7 +30,6 @@ from tests.tiny_model import (
 pytestmark = pytest.mark.timeout(60)
 
 
-
 class SpyEngine:
     """Wraps a real engine: records batch sizes; raises for magenta photos (a "poison" image)."""
 

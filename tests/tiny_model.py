@@ -38,7 +38,12 @@ def _build(version: str, seed: int) -> Path:
     vocab = Vocabulary.build(CAPTIONS, min_count=1)
     torch.manual_seed(seed)
     cfg = CaptionerConfig(
-        vocab_size=len(vocab), feature_dim=16, embed_dim=16, hidden_dim=16, attention_dim=16, max_len=8,
+        vocab_size=len(vocab),
+        feature_dim=16,
+        embed_dim=16,
+        hidden_dim=16,
+        attention_dim=16,
+        max_len=8,
         image_size=64,
     )
     model = Captioner(cfg, pretrained_encoder=False).eval()
@@ -93,8 +98,6 @@ def png_bytes(color: str = "red", size: tuple[int, int] = (32, 24)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, format="PNG")
     return buf.getvalue()
-
-
 
 
 # ------------------------------------------------------------------------ pipeline test helpers
@@ -244,7 +247,11 @@ def make_settings(tmp_path: Path, backend: Backend, **overrides: Any) -> Any:
 
 @contextlib.asynccontextmanager
 async def open_pipeline(
-    settings: Any, *, recorder: DeliveryRecorder | None = None, platform: str = "telegram", role: str = "all",
+    settings: Any,
+    *,
+    recorder: DeliveryRecorder | None = None,
+    platform: str = "telegram",
+    role: str = "all",
     **open_kwargs: Any,
 ) -> AsyncIterator[Any]:
     """A started :class:`captionbot.runtime.Stack` whose ``platform`` deliveries go to ``recorder``."""
@@ -263,9 +270,14 @@ async def open_pipeline(
 
 async def submit(stack: Any, image: bytes | None = None, *, user: str = "7", chat: str = "42", **kw: Any) -> Any:
     return await stack.service.submit(
-        platform=kw.pop("platform", "telegram"), platform_chat_id=chat, chat_kind=kw.pop("chat_kind", "private"),
-        platform_user_id=user, display_name=f"user {user}", image_bytes=image or png_bytes(),
-        source_message_id=kw.pop("source_message_id", "100"), reply_context=kw.pop("reply_context", {"k": 1}),
+        platform=kw.pop("platform", "telegram"),
+        platform_chat_id=chat,
+        chat_kind=kw.pop("chat_kind", "private"),
+        platform_user_id=user,
+        display_name=f"user {user}",
+        image_bytes=image or png_bytes(),
+        source_message_id=kw.pop("source_message_id", "100"),
+        reply_context=kw.pop("reply_context", {"k": 1}),
     )
 
 

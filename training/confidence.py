@@ -84,8 +84,15 @@ class Grids:
         self.index = {n: i for i, n in enumerate(names)}
 
     @classmethod
-    def open(cls, model, paths: list[Path], grids: str | None, names: str | None, cache: Path,
-             checkpoint: str | Path | None = None) -> Grids:
+    def open(
+        cls,
+        model,
+        paths: list[Path],
+        grids: str | None,
+        names: str | None,
+        cache: Path,
+        checkpoint: str | Path | None = None,
+    ) -> Grids:
         """From grids/names when given, else the model's encoder on `paths` (cached under cache/grids,
         keyed by the checkpoint file's hash)."""
         if grids and names:
@@ -94,8 +101,14 @@ class Grids:
         from training.features import load_or_extract
 
         tag = "checkpoint-" + (file_sha256(checkpoint)[:16] if checkpoint else "unknown")
-        fc = load_or_extract(paths, model.cfg.encoder, cache / "grids", size=model.cfg.image_size,
-                             encoder_module=model.encoder, weights_tag=tag)
+        fc = load_or_extract(
+            paths,
+            model.cfg.encoder,
+            cache / "grids",
+            size=model.cfg.image_size,
+            encoder_module=model.encoder,
+            weights_tag=tag,
+        )
         return cls(fc.grids, fc.names)
 
     def get(self, rows) -> torch.Tensor:
@@ -151,8 +164,17 @@ def beam_captions(model, grids: Grids, rows: list[int], max_len: int, batch: int
     return out
 
 
-def build_pairs(images, rows: list[int], split: str, pooled: np.ndarray, beams: dict, vocab,
-                rng: np.random.Generator, n_neighbours: int = 3, n_random: int = 2) -> list[Pair]:
+def build_pairs(
+    images,
+    rows: list[int],
+    split: str,
+    pooled: np.ndarray,
+    beams: dict,
+    vocab,
+    rng: np.random.Generator,
+    n_neighbours: int = 3,
+    n_random: int = 2,
+) -> list[Pair]:
     """The pairs of one split (see the module docstring); neighbours come from the same split."""
     z = pooled[rows] / np.linalg.norm(pooled[rows], axis=1, keepdims=True)
     pairs = []
@@ -182,8 +204,9 @@ def _pad(arrs: list[np.ndarray]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def pair_logprobs(decoder, grids: Grids, rows: list[int], seqs: list[list[int]], batch: int = 256,
-                  desc: str = "log-probabilities") -> list[np.ndarray]:
+def pair_logprobs(
+    decoder, grids: Grids, rows: list[int], seqs: list[list[int]], batch: int = 256, desc: str = "log-probabilities"
+) -> list[np.ndarray]:
     """Teacher-forced token log-probabilities (len + 1 each) of seqs[i] given photo rows[i]; pairs are
     sorted by photo so each photo is projected once per batch."""
     order = np.argsort(rows, kind="stable")
@@ -213,18 +236,27 @@ def fixed_logprobs(decoder, grid: torch.Tensor, seqs: list[list[int]], batch: in
     return [lps[key[tuple(q)]] for q in seqs]
 
 
-def features_from_logprobs(model, vocab, labelmap, calib, rows, seqs, photo_lp, avg_lp, summaries, tags,
-                           chunk: int = 4096) -> np.ndarray:
+def features_from_logprobs(
+    model, vocab, labelmap, calib, rows, seqs, photo_lp, avg_lp, summaries, tags, chunk: int = 4096
+) -> np.ndarray:
     """(N, F) caption_features from precomputed log-probabilities, photo summaries (N, 2, C) and tag probs."""
     out = []
     for s in range(0, len(seqs), chunk):
         r = rows[s : s + chunk]
-        out.append(caption_features(
-            model, None, seqs[s : s + chunk], vocab=vocab, labelmap=labelmap, calib=calib,
-            summary=torch.from_numpy(summaries[r]), token_lp=_pad(photo_lp[s : s + chunk]),
-            avg_lp=_pad(avg_lp[s : s + chunk]),
-            tag_probs=None if tags is None else torch.from_numpy(tags[r]),
-        ))
+        out.append(
+            caption_features(
+                model,
+                None,
+                seqs[s : s + chunk],
+                vocab=vocab,
+                labelmap=labelmap,
+                calib=calib,
+                summary=torch.from_numpy(summaries[r]),
+                token_lp=_pad(photo_lp[s : s + chunk]),
+                avg_lp=_pad(avg_lp[s : s + chunk]),
+                tag_probs=None if tags is None else torch.from_numpy(tags[r]),
+            )
+        )
     return torch.cat(out).numpy()
 
 
@@ -238,9 +270,20 @@ def grades(pairs: list[Pair], refs_by_row: dict[int, list[str]], vocab) -> np.nd
     return np.where(np.array([p.kind for p in pairs]) == 0, 1.0, np.clip(c, 0.0, 1.0))
 
 
-def train_matcher(pooled: np.ndarray, seqs: list[list[int]], photos: np.ndarray, vocab_size: int, *, dim: int = 128,
-                  epochs: int = 4, seeds: int = 3, batch: int = 256, lr: float = 2e-3, weight_decay: float = 1e-3,
-                  desc: str = "matcher") -> Matcher:
+def train_matcher(
+    pooled: np.ndarray,
+    seqs: list[list[int]],
+    photos: np.ndarray,
+    vocab_size: int,
+    *,
+    dim: int = 128,
+    epochs: int = 4,
+    seeds: int = 3,
+    batch: int = 256,
+    lr: float = 2e-3,
+    weight_decay: float = 1e-3,
+    desc: str = "matcher",
+) -> Matcher:
     """Contrastive (InfoNCE, both directions) image-text matcher on (photo, its own caption) pairs:
     pooled (n, Z) the photo feature of each caption (flattened photo summary), seqs its word ids, photos (n,)
     which photo it is.
@@ -252,8 +295,14 @@ def train_matcher(pooled: np.ndarray, seqs: list[list[int]], photos: np.ndarray,
     photo_ids = torch.as_tensor(np.asarray(photos))
     mu, sd = x.mean(0), x.std(0) + 1e-3
     z = (x - mu) / sd
-    proto = Matcher(mu, sd, torch.zeros(1, dim, x.shape[1]), torch.zeros(1, dim), torch.zeros(1, dim, vocab_size),
-                    torch.zeros(1, dim))
+    proto = Matcher(
+        mu,
+        sd,
+        torch.zeros(1, dim, x.shape[1]),
+        torch.zeros(1, dim),
+        torch.zeros(1, dim, vocab_size),
+        torch.zeros(1, dim),
+    )
     t = proto.bags(seqs)  # (n, V)
     parts = []
     for seed in range(seeds):
@@ -279,8 +328,9 @@ def train_matcher(pooled: np.ndarray, seqs: list[list[int]], photos: np.ndarray,
     return Matcher(mu, sd, *(torch.stack([p[i] for p in parts]) for i in range(4)))
 
 
-def matcher_features(pairs: list[Pair], summaries: np.ndarray, vocab_size: int, folds: int = 5, seed: int = 0,
-                     **kw) -> tuple[Matcher, np.ndarray]:
+def matcher_features(
+    pairs: list[Pair], summaries: np.ndarray, vocab_size: int, folds: int = 5, seed: int = 0, **kw
+) -> tuple[Matcher, np.ndarray]:
     """The matcher trained on every train photo's own captions, and the "match" feature of every pair:
     cross-fitted for train pairs (the model that scores a photo's pairs never saw that photo's
     captions), from the full model for dev pairs."""
@@ -291,13 +341,24 @@ def matcher_features(pairs: list[Pair], summaries: np.ndarray, vocab_size: int, 
     out = np.zeros(len(pairs), np.float32)
     for k in range(folds):
         fit_on = [i for i in own if fold_of[pairs[i].row] != k]
-        m = train_matcher(pooled[[pairs[i].row for i in fit_on]], [pairs[i].seq for i in fit_on],
-                          np.array([pairs[i].row for i in fit_on]), vocab_size, desc=f"matcher fold {k + 1}/{folds}",
-                          **kw)
+        m = train_matcher(
+            pooled[[pairs[i].row for i in fit_on]],
+            [pairs[i].seq for i in fit_on],
+            np.array([pairs[i].row for i in fit_on]),
+            vocab_size,
+            desc=f"matcher fold {k + 1}/{folds}",
+            **kw,
+        )
         sel = [i for i, p in enumerate(pairs) if p.split == "train" and fold_of.get(p.row) == k]
         out[sel] = _match(m, pooled, pairs, sel)
-    full = train_matcher(pooled[[pairs[i].row for i in own]], [pairs[i].seq for i in own],
-                         np.array([pairs[i].row for i in own]), vocab_size, desc="matcher", **kw)
+    full = train_matcher(
+        pooled[[pairs[i].row for i in own]],
+        [pairs[i].seq for i in own],
+        np.array([pairs[i].row for i in own]),
+        vocab_size,
+        desc="matcher",
+        **kw,
+    )
     sel = [i for i, p in enumerate(pairs) if p.split != "train"]
     out[sel] = _match(full, pooled, pairs, sel)
     return full, out
@@ -337,8 +398,13 @@ def fit_head(x: np.ndarray, y: np.ndarray, names: tuple[str, ...], C: float = 1.
     lr = LogisticRegression(C=C, max_iter=5000).fit(
         np.concatenate([z, z]), np.r_[np.ones(n), np.zeros(n)], sample_weight=np.r_[y, 1 - y]
     )
-    return Head(tuple(names), torch.tensor(mean).float(), torch.tensor(std).float(),
-                torch.tensor(lr.coef_[0]).float(), float(lr.intercept_[0]))
+    return Head(
+        tuple(names),
+        torch.tensor(mean).float(),
+        torch.tensor(std).float(),
+        torch.tensor(lr.coef_[0]).float(),
+        float(lr.intercept_[0]),
+    )
 
 
 def dev_agreement(score: np.ndarray, grade: np.ndarray, kind: np.ndarray) -> float:
@@ -350,8 +416,9 @@ def dev_agreement(score: np.ndarray, grade: np.ndarray, kind: np.ndarray) -> flo
     return float(kendalltau(score[human], grade[human], variant="c")[0] * 100)
 
 
-def choose_heads(x: np.ndarray, y: np.ndarray, kind: np.ndarray, split: np.ndarray,
-                 feature_sets: dict = FEATURE_SETS, c_grid=C_GRID) -> tuple[dict[str, Head], dict]:
+def choose_heads(
+    x: np.ndarray, y: np.ndarray, kind: np.ndarray, split: np.ndarray, feature_sets: dict = FEATURE_SETS, c_grid=C_GRID
+) -> tuple[dict[str, Head], dict]:
     """Fit every (feature set, C) on train, keep the best on dev, with and without tagger features,
     then refit the winners on train. -> heads {"tagger", "plain"}, dev table."""
     tr, dv = split == "train", split == "dev"
@@ -369,12 +436,19 @@ def choose_heads(x: np.ndarray, y: np.ndarray, kind: np.ndarray, split: np.ndarr
                 if g not in best or tau > best[g][0]:
                     best[g] = (tau, name, C)
     heads = {g: fit_head(x[tr], y[tr], feature_sets[name], C) for g, (_, name, C) in best.items()}
-    return heads, {"dev_tau_c": table, "chosen": {g: {"set": n, "C": C, "dev_tau_c": round(t, 2)}
-                                                  for g, (t, n, C) in best.items()}}
+    return heads, {
+        "dev_tau_c": table,
+        "chosen": {g: {"set": n, "C": C, "dev_tau_c": round(t, 2)} for g, (t, n, C) in best.items()},
+    }
 
 
-def reliability_plot(score: np.ndarray, grade: np.ndarray, path: str | Path, bins: int = 10,
-                     title: str = "Confidence on Flickr8k dev pairs") -> Path:
+def reliability_plot(
+    score: np.ndarray,
+    grade: np.ndarray,
+    path: str | Path,
+    bins: int = 10,
+    title: str = "Confidence on Flickr8k dev pairs",
+) -> Path:
     """Reliability diagram: mean score against mean grade per score bin, with the pair counts."""
     import matplotlib
 
@@ -409,8 +483,17 @@ def reliability_plot(score: np.ndarray, grade: np.ndarray, path: str | Path, bin
     return path
 
 
-def fit(checkpoint: str, data: str, out: str, plot: str | None, grids_path: str | None, names_path: str | None,
-        cache: str, seed: int = 0, matcher: bool = True) -> dict:
+def fit(
+    checkpoint: str,
+    data: str,
+    out: str,
+    plot: str | None,
+    grids_path: str | None,
+    names_path: str | None,
+    cache: str,
+    seed: int = 0,
+    matcher: bool = True,
+) -> dict:
     """Everything: pairs, features, heads; writes the calibration dict (torch.save) and returns it."""
     from captioner.checkpoint import load_checkpoint
     from captioner.labelmap import LabelMap
@@ -423,8 +506,9 @@ def fit(checkpoint: str, data: str, out: str, plot: str | None, grids_path: str 
     labelmap = LabelMap.load() if model.tagger is not None else None
     dataset = load_flickr8k(data)
     splits = {s: dataset.split(s) for s in ("train", "dev")}
-    grids = Grids.open(model, [im.path for s in splits.values() for im in s], grids_path, names_path, cache_dir,
-                       checkpoint)
+    grids = Grids.open(
+        model, [im.path for s in splits.values() for im in s], grids_path, names_path, cache_dir, checkpoint
+    )
     rows = {s: [grids.index[im.name] for im in ims] for s, ims in splits.items()}
     summaries = photo_summaries(grids)  # (N, 2, C)
     pooled = np.ascontiguousarray(summaries[:, 0])  # (N, C)
@@ -432,8 +516,12 @@ def fit(checkpoint: str, data: str, out: str, plot: str | None, grids_path: str 
     tags = None
     if model.tagger is not None:
         with torch.no_grad():
-            tags = np.concatenate([model.tag(torch.from_numpy(pooled[s : s + 1024])[:, None, :]).numpy()
-                                   for s in range(0, len(pooled), 1024)])
+            tags = np.concatenate(
+                [
+                    model.tag(torch.from_numpy(pooled[s : s + 1024])[:, None, :]).numpy()
+                    for s in range(0, len(pooled), 1024)
+                ]
+            )
     raw_file = cache_dir / f"pairs-{Path(checkpoint).stem}-{seed}.pkl"
     if raw_file.is_file():
         pairs, photo_lp, avg_lp = pickle.loads(raw_file.read_bytes())
@@ -444,8 +532,9 @@ def fit(checkpoint: str, data: str, out: str, plot: str | None, grids_path: str 
         photo_lp = pair_logprobs(model.decoder, grids, [p.row for p in pairs], [p.seq for p in pairs])
         avg_lp = fixed_logprobs(model.decoder, calib.avg_grid, [p.seq for p in pairs])
         raw_file.write_bytes(pickle.dumps((pairs, photo_lp, avg_lp)))
-    x = features_from_logprobs(model, vocab, labelmap, calib, [p.row for p in pairs], [p.seq for p in pairs],
-                               photo_lp, avg_lp, summaries, tags)
+    x = features_from_logprobs(
+        model, vocab, labelmap, calib, [p.row for p in pairs], [p.seq for p in pairs], photo_lp, avg_lp, summaries, tags
+    )
     refs = {grids.index[im.name]: im.captions for s in splits.values() for im in s}
     y = grades(pairs, refs, vocab)
     kind = np.array([p.kind for p in pairs])
@@ -459,14 +548,24 @@ def fit(checkpoint: str, data: str, out: str, plot: str | None, grids_path: str 
             calib.matcher, match = matcher_features(pairs, summaries, len(vocab), seed=seed)
             torch.save({"matcher": calib.matcher.to_dict(), "match": torch.from_numpy(match)}, match_file)
         x[:, FEATURES.index("match")] = match
-    np.savez(cache_dir / f"features-{Path(checkpoint).stem}-{seed}.npz", x=x, y=y, kind=kind, split=split,
-             features=np.array(FEATURES))  # for analysis
+    np.savez(
+        cache_dir / f"features-{Path(checkpoint).stem}-{seed}.npz",
+        x=x,
+        y=y,
+        kind=kind,
+        split=split,
+        features=np.array(FEATURES),
+    )  # for analysis
     sets = {k: v for k, v in FEATURE_SETS.items() if matcher or "match" not in v}
     heads, report = choose_heads(x, y, kind, split, sets)
     tr = split == "train"
     calib.heads = {g: recalibrate(h, x[tr], y[tr]) for g, h in heads.items()}
-    calib.info = {"data": "Flickr8k train (fit) / dev (choice)", "pairs": {s: int((split == s).sum()) for s in splits},
-                  "kinds": list(KINDS), **report}
+    calib.info = {
+        "data": "Flickr8k train (fit) / dev (choice)",
+        "pairs": {s: int((split == s).sum()) for s in splits},
+        "kinds": list(KINDS),
+        **report,
+    }
     d = calib.to_dict()
     torch.save(d, out)
     if plot:
@@ -492,12 +591,25 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    d = fit(args.checkpoint, args.data, args.out, args.plot, args.grids, args.names, args.cache, seed=args.seed,
-            matcher=not args.no_matcher)
+    d = fit(
+        args.checkpoint,
+        args.data,
+        args.out,
+        args.plot,
+        args.grids,
+        args.names,
+        args.cache,
+        seed=args.seed,
+        matcher=not args.no_matcher,
+    )
     print(json.dumps(d["info"]["chosen"], indent=1))
     for g, h in d["heads"].items():
-        print(g, dict(zip(h["features"], [round(c, 3) for c in h["coef"].tolist()], strict=False)),
-              "bias", round(h["bias"], 3))
+        print(
+            g,
+            dict(zip(h["features"], [round(c, 3) for c in h["coef"].tolist()], strict=False)),
+            "bias",
+            round(h["bias"], 3),
+        )
 
 
 if __name__ == "__main__":

@@ -68,8 +68,13 @@ def prepare(
     if vocab is None:
         vocab = Vocabulary.build((c for im in train for c in im.captions), min_count=min_count)
     cache = load_or_extract(
-        [im.path for im in dataset.images], encoder, cache_dir, device=device,
-        encoder_module=encoder_module, weights_tag=weights_tag, size=size,
+        [im.path for im in dataset.images],
+        encoder,
+        cache_dir,
+        device=device,
+        encoder_module=encoder_module,
+        weights_tag=weights_tag,
+        size=size,
     )
     grids = torch.from_numpy(np.array(cache.grids))  # a writable copy of the whole cache in RAM: ~1 GB for Flickr8k
     splits = {}
@@ -82,8 +87,14 @@ def prepare(
     if hflip:
         train_paths = [im.path for im in train]
         mirrored = load_or_extract(
-            train_paths, encoder, cache_dir, device=device, encoder_module=encoder_module,
-            weights_tag=weights_tag, size=size, hflip=True,
+            train_paths,
+            encoder,
+            cache_dir,
+            device=device,
+            encoder_module=encoder_module,
+            weights_tag=weights_tag,
+            size=size,
+            hflip=True,
         )
         # Only training photos are mirrored: a full-size tensor keeps the row numbers shared.
         data.grids_mirrored = torch.zeros_like(grids)

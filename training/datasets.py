@@ -111,7 +111,7 @@ def load_jsonl(path: str | Path) -> CaptionDataset:
             row = json.loads(line)
             image, caps = row["image"], row["captions"]
         except (ValueError, KeyError, TypeError):
-            raise DatasetError(f"{path}:{lineno}: expected {{\"image\": ..., \"captions\": [...]}}") from None
+            raise DatasetError(f'{path}:{lineno}: expected {{"image": ..., "captions": [...]}}') from None
         if isinstance(caps, str):
             caps = [caps]
         image_path = Path(image)

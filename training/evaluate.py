@@ -58,8 +58,7 @@ def evaluate_split(
     refs = {im.name: im.captions for im in sd.images}
     metrics = evaluate(cands, refs, meteor=meteor)
     rows = [
-        {"image": im.name, "caption": c, "references": im.captions}
-        for im, c in zip(sd.images, captions, strict=True)
+        {"image": im.name, "caption": c, "references": im.captions} for im, c in zip(sd.images, captions, strict=True)
     ]
     return metrics, rows
 
@@ -89,8 +88,15 @@ def evaluate_checkpoint(
         chunk = images[start : start + batch_size]
         results = engine.caption([load_image(im.path) for im in chunk], beam_size=beam_size)
         for im, res in zip(chunk, results, strict=True):
-            rows.append({"image": im.name, "caption": " ".join(res.tokens), "text": res.text,
-                         "confidence": round(res.confidence, 4), "references": im.captions})
+            rows.append(
+                {
+                    "image": im.name,
+                    "caption": " ".join(res.tokens),
+                    "text": res.text,
+                    "confidence": round(res.confidence, 4),
+                    "references": im.captions,
+                }
+            )
     cands = {r["image"]: r["caption"] for r in rows}
     refs = {im.name: im.captions for im in images}
     metrics = evaluate(cands, refs, meteor=meteor)

@@ -94,8 +94,7 @@ def build(
     calib = dict(payload.get("calibration") or {})
     calib.update(calibration or {})
     calib["guidance"] = (guidance or Guidance.from_dict(calib.get("guidance"))).to_dict()
-    path = save_checkpoint(out, model, vocab, metrics=payload.get("metrics"), extra=extra, calibration=calib,
-                           half=True)
+    path = save_checkpoint(out, model, vocab, metrics=payload.get("metrics"), extra=extra, calibration=calib, half=True)
     return path, added
 
 
@@ -118,8 +117,9 @@ def main() -> None:
         calibration["bands"] = json.loads(args.bands)
     guidance = Guidance(args.force_above, args.hint_above, args.max_drop, args.always_above)
     path, added = build(args.src, args.out, calibration=calibration, guidance=guidance, version=args.version)
-    print(f"wrote {path}: {len(added)} words added, e.g. "
-          + ", ".join(f"{w} <- {d}" for w, d in list(added.items())[:12]))
+    print(
+        f"wrote {path}: {len(added)} words added, e.g. " + ", ".join(f"{w} <- {d}" for w, d in list(added.items())[:12])
+    )
 
 
 if __name__ == "__main__":

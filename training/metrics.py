@@ -88,10 +88,18 @@ _REDAUX = rf"{_APOS}(?:[msdMSD]|(?i:re|ve|ll))"
 _SWORD = r"[A-Za-z\u00ad]*[A-MO-Za-mo-z]\u00ad*"
 _SREDAUX = rf"(?i:n){_APOSETC}(?i:t)"
 _APOWORDS = [
-    rf"{_APOS}(?i:n){_APOS}?", rf"[lLdDjJ]{_APOS}", rf"(?i:dunkin|somethin|ol){_APOS}", rf"{_APOS}(?i:em)",
-    rf"[A-HJ-XZn]{_APOSETC}{_LETTER}{{2}}{_LETTER}*", rf"{_APOS}[2-9]0(?i:s)", rf"{_APOS}(?i:till?)",
-    rf"{_LETTER}+[aeiouyAEIOUY]{_APOSETC}[aeiouA-Z]{_LETTER}*", rf"{_APOS}(?i:cause)", r"(?i:cont'd\.?)",
-    r"(?i:nor'easter|c'mon|e'er|s'mores|ev'ry|li'l|nat'l)", rf"(?i:o){_APOSETC}(?i:o)",
+    rf"{_APOS}(?i:n){_APOS}?",
+    rf"[lLdDjJ]{_APOS}",
+    rf"(?i:dunkin|somethin|ol){_APOS}",
+    rf"{_APOS}(?i:em)",
+    rf"[A-HJ-XZn]{_APOSETC}{_LETTER}{{2}}{_LETTER}*",
+    rf"{_APOS}[2-9]0(?i:s)",
+    rf"{_APOS}(?i:till?)",
+    rf"{_LETTER}+[aeiouyAEIOUY]{_APOSETC}[aeiouA-Z]{_LETTER}*",
+    rf"{_APOS}(?i:cause)",
+    r"(?i:cont'd\.?)",
+    r"(?i:nor'easter|c'mon|e'er|s'mores|ev'ry|li'l|nat'l)",
+    rf"(?i:o){_APOSETC}(?i:o)",
 ]
 _FULLURL = r"(?i:https?|ftp)://[^ \t\n\f\r\"<>|()]+[^ \t\n\f\r\"<>|.!?(){},\-]"
 _LIKELYURL = (  # ",-_" is a range in the flex file (it excludes digits and capitals), kept as such
@@ -130,9 +138,7 @@ _TBSPEC = (
 )
 _LDOTS = r"(?:\.{3,5}|(?:\.[ \u00a0]){2,4}\.|[\u0085\u2026])"
 _SMILEY = r"[<>]?[:;=][\-o*']?[()DPdpO\\{@|\[\]]"
-_ASIANSMILEY = (
-    r"[\-^x=~<>']_[\-^x=~<>']|\([\-^x=~<>'][_.]?[\-^x=~<>']\)|\([\^x=~<>']-[\^x=~<>'`]\)"
-)
+_ASIANSMILEY = r"[\-^x=~<>']_[\-^x=~<>']|\([\-^x=~<>'][_.]?[\-^x=~<>']\)|\([\^x=~<>']-[\^x=~<>'`]\)"
 _ABSTATE = (
     r"Ala|Ariz|(?-i:A)z|(?-i:A)rk|Calif|Colo|Conn|Ct|Dak|(?-i:D)el|Fla|Ga|(?-i:I)ll|Ind|Kans?|Ky|(?-i:L)a"
     r"|(?-i:M)ass|Md|Mich|Minn|(?-i:M)iss|Mo|Mont|Neb|Nev|Okla|(?-i:O)re|(?-i:P)a|Penn|Tenn|(?-i:T)ex|Va|Vt"
@@ -462,9 +468,7 @@ def lcs_length(a: Sequence[Hashable], b: Sequence[Hashable]) -> int:
     return len(b) - v.bit_count()
 
 
-def rouge_l_scores(
-    candidates: Sequence[str], references: Sequence[Sequence[str]], beta: float = 1.2
-) -> list[float]:
+def rouge_l_scores(candidates: Sequence[str], references: Sequence[Sequence[str]], beta: float = 1.2) -> list[float]:
     """Per-image ROUGE-L as pycocoevalcap's Rouge: the best precision and the best recall over the
     references (taken separately), combined into an F-score weighting recall by beta."""
     scores = []
@@ -634,9 +638,7 @@ def _close_meteor(scorer, worker: threading.Thread) -> None:
         lock.release()
 
 
-def meteor_score(
-    candidates: Sequence[str], references: Sequence[Sequence[str]], *, timeout: float = 600.0
-) -> float:
+def meteor_score(candidates: Sequence[str], references: Sequence[Sequence[str]], *, timeout: float = 600.0) -> float:
     """Corpus METEOR 1.5 from pycocoevalcap's jar (needs `java`).  Raises TimeoutError if the jar has not
     answered within `timeout` seconds; the subprocess is ended in every case."""
     from pycocoevalcap.meteor.meteor import Meteor
@@ -690,9 +692,7 @@ def evaluate(
     if set(candidates) != set(keys):
         missing = [k for k in keys if k not in candidates][:5]
         extra = [k for k in candidates if k not in references][:5]
-        raise ValueError(
-            f"candidates and references differ: no candidate for {missing}, no references for {extra}"
-        )
+        raise ValueError(f"candidates and references differ: no candidate for {missing}, no references for {extra}")
     empty = [k for k in keys if not references[k]][:5]
     if empty:
         raise ValueError(f"images without references: {empty}")

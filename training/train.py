@@ -77,10 +77,16 @@ def set_seed(seed: int) -> None:
 
 def build_model(tc: TrainConfig, vocab: Vocabulary) -> Captioner:
     cfg = CaptionerConfig(
-        vocab_size=len(vocab), encoder=tc.encoder, encoder_channels=encoder_spec(tc.encoder).channels,
-        feature_dim=tc.feature_dim, embed_dim=tc.embed_dim,
-        hidden_dim=tc.hidden_dim, attention_dim=tc.attention_dim, dropout=tc.dropout,
-        attention=tc.attention, max_len=tc.max_len,
+        vocab_size=len(vocab),
+        encoder=tc.encoder,
+        encoder_channels=encoder_spec(tc.encoder).channels,
+        feature_dim=tc.feature_dim,
+        embed_dim=tc.embed_dim,
+        hidden_dim=tc.hidden_dim,
+        attention_dim=tc.attention_dim,
+        dropout=tc.dropout,
+        attention=tc.attention,
+        max_len=tc.max_len,
     )
     return Captioner(cfg, pretrained_encoder=tc.pretrained)
 
@@ -145,7 +151,10 @@ def _fmt(metrics: dict) -> str:
 
 def _save(path: Path, model, vocab, tc: TrainConfig, opt, stage: str, epoch: int, metrics: dict) -> None:
     save_checkpoint(
-        path, model, vocab, metrics=metrics,
+        path,
+        model,
+        vocab,
+        metrics=metrics,
         extra={"train_config": asdict(tc), "optimizer": opt.state_dict(), "stage": stage, "epoch": epoch},
     )
 
@@ -192,8 +201,16 @@ def train(tc: TrainConfig, resume: bool = True) -> Path:
     model.to(tc.device)
     # Features come from the very encoder the checkpoint carries; random weights get their own cache entry.
     data = prepare(
-        dataset, encoder=tc.encoder, cache_dir=tc.cache_dir, max_len=tc.max_len, vocab=vocab, device=tc.device,
-        encoder_module=model.encoder, weights_tag=_weights_tag(tc), size=model.cfg.image_size, hflip=tc.hflip,
+        dataset,
+        encoder=tc.encoder,
+        cache_dir=tc.cache_dir,
+        max_len=tc.max_len,
+        vocab=vocab,
+        device=tc.device,
+        encoder_module=model.encoder,
+        weights_tag=_weights_tag(tc),
+        size=model.cfg.image_size,
+        hflip=tc.hflip,
     )
     best_cider = max((h["dev"]["CIDEr-D"] for h in tc.history), default=-1.0)
     tuned = any(finetuning(tc, h["epoch"]) for h in tc.history if h["stage"] == "xe")
@@ -255,8 +272,14 @@ def train(tc: TrainConfig, resume: bool = True) -> Path:
             reward = scst_epoch(model, data, opt, tc, cider, epoch, part, parts)
             dev, _ = evaluate_split(model, vocab, data, "dev", beam_size=tc.eval_beam)
             at = round(epoch - 1 + (part + 1) / parts, 3)  # fractional SCST epoch
-            record = {"stage": "scst", "epoch": at, "loss": -reward, "reward": reward, "dev": dev,
-                      "seconds": time.time() - t0}
+            record = {
+                "stage": "scst",
+                "epoch": at,
+                "loss": -reward,
+                "reward": reward,
+                "dev": dev,
+                "seconds": time.time() - t0,
+            }
             tc.history.append(record)
             tqdm.write(f"scst epoch {at}: reward {reward:.4f} | dev {_fmt(dev)} | {record['seconds']:.0f} s")
             if dev["CIDEr-D"] > best_cider:

@@ -36,8 +36,11 @@ class CaptionTree(app_commands.CommandTree):
     """Command tree whose unexpected errors are logged and answered with a short apology."""
 
     async def on_error(self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError, /) -> None:
-        log.error("command %s failed", interaction.command.name if interaction.command else "?",
-                  exc_info=getattr(error, "original", error))
+        log.error(
+            "command %s failed",
+            interaction.command.name if interaction.command else "?",
+            exc_info=getattr(error, "original", error),
+        )
         try:
             await say(interaction, texts.ERROR)
         except discord.HTTPException:
@@ -63,8 +66,13 @@ class CaptionBot(discord.Client):
         self.guild_ids = list(guild_ids)
         self.tree = CaptionTree(self)
         self.groups: ReplyGroups[Delivery] = ReplyGroups(wait_s=group_wait_s)
-        self.intake = Intake(service, self.groups, max_image_bytes=settings.max_image_bytes, fetch=self._fetch_media,
-                             media_hosts=media_hosts)
+        self.intake = Intake(
+            service,
+            self.groups,
+            max_image_bytes=settings.max_image_bytes,
+            fetch=self._fetch_media,
+            media_hosts=media_hosts,
+        )
         self.delivery = DiscordDelivery(self, service, self.groups)
         for command in build_commands(self):
             self.tree.add_command(command)

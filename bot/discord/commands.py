@@ -53,8 +53,9 @@ def build_commands(bot: CaptionBot) -> list[AppCommand]:
 
     @app_commands.command(name="forget", description=texts.CMD_FORGET)
     async def forget(interaction: discord.Interaction[Any]) -> None:
-        await interaction.response.send_message(texts.FORGET_CONFIRM, view=forget_view(interaction.user.id),
-                                                ephemeral=True)
+        await interaction.response.send_message(
+            texts.FORGET_CONFIRM, view=forget_view(interaction.user.id), ephemeral=True
+        )
 
     @app_commands.command(name="optout", description=texts.CMD_OPTOUT)
     async def optout(interaction: discord.Interaction[Any]) -> None:
@@ -69,8 +70,18 @@ def build_commands(bot: CaptionBot) -> list[AppCommand]:
     @app_commands.command(name="stats", description=texts.CMD_STATS)
     async def stats(interaction: discord.Interaction[Any]) -> None:
         s = await service.stats(platform=PLATFORM, platform_user_id=str(interaction.user.id))
-        await say(interaction, texts.stats(requests=s.requests, captions=s.captions, pending=s.pending, failed=s.failed,
-                                           ratings=s.ratings, corrections=s.corrections, opted_out=s.opted_out))
+        await say(
+            interaction,
+            texts.stats(
+                requests=s.requests,
+                captions=s.captions,
+                pending=s.pending,
+                failed=s.failed,
+                ratings=s.ratings,
+                corrections=s.corrections,
+                opted_out=s.opted_out,
+            ),
+        )
 
     menu = app_commands.ContextMenu(name=texts.MENU_CAPTION, callback=caption_message)
     return [caption, alttext, menu, privacy, forget, optout, optin, stats]

@@ -79,5 +79,7 @@ class ReplyContext:
         )
 
     def __repr__(self) -> str:  # never show the token
-        return (f"ReplyContext(channel_id={self.channel_id}, group={self.group!r}, index={self.index}, "
-                f"total={self.total}, mode={self.mode!r}, via_interaction={self.via_interaction})")
+        return (
+            f"ReplyContext(channel_id={self.channel_id}, group={self.group!r}, index={self.index}, "
+            f"total={self.total}, mode={self.mode!r}, via_interaction={self.via_interaction})"
+        )

@@ -51,8 +51,9 @@ def compose(batch: Batch[Delivery], total: int) -> tuple[str, discord.ui.View | 
     rows: list[CaptionRow] = []
     for index, delivery in batch.parts.items():
         if delivery.ok:
-            lines[index] = texts.caption_sentence(delivery.text, delivery.confidence, band=delivery.band,
-                                                  hint=delivery.hint)
+            lines[index] = texts.caption_sentence(
+                delivery.text, delivery.confidence, band=delivery.band, hint=delivery.hint
+            )
             if delivery.caption_id is not None:
                 rows.append(CaptionRow(delivery.caption_id, index, total))
         else:
@@ -84,8 +85,9 @@ class DiscordDelivery:
         async def post(batch: Batch[Delivery]) -> str | None:
             return await self._post(ctx, delivery, batch)
 
-        result = await self.groups.deliver(ctx.group, delivery.request_id, ctx.index, delivery, total=ctx.total,
-                                           boot=ctx.boot, post=post)
+        result = await self.groups.deliver(
+            ctx.group, delivery.request_id, ctx.index, delivery, total=ctx.total, boot=ctx.boot, post=post
+        )
         return None if result is None else str(result)
 
     async def _post(self, ctx: ReplyContext, delivery: Delivery, batch: Batch[Delivery]) -> str | None:
@@ -113,8 +115,12 @@ class DiscordDelivery:
                 if exc.status == 404 or exc.code in _TOKEN_GONE:
                     log.info("interaction token of %s no longer valid; answering in the channel", delivery.request_id)
                 else:
-                    log.warning("follow-up for %s refused (%s %s); answering in the channel",
-                                delivery.request_id, exc.status, exc.code)
+                    log.warning(
+                        "follow-up for %s refused (%s %s); answering in the channel",
+                        delivery.request_id,
+                        exc.status,
+                        exc.code,
+                    )
         return await self._send_to_channel(ctx, delivery, message())
 
     async def _send_to_channel(self, ctx: ReplyContext, delivery: Delivery, kwargs: dict[str, Any]) -> str | None:
@@ -138,8 +144,9 @@ class DiscordDelivery:
             if _transient(exc):
                 raise
             # Channel gone, no permission, user blocks DMs...: retrying can't help.
-            log.warning("can't answer request %s in its channel (%s %s); giving up", delivery.request_id,
-                        exc.status, exc.code)
+            log.warning(
+                "can't answer request %s in its channel (%s %s); giving up", delivery.request_id, exc.status, exc.code
+            )
             return None
         return str(sent.id)
 

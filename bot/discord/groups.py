@@ -88,8 +88,15 @@ class ReplyGroups(Generic[P]):
         while len(self._closed) > self.max_groups:
             self._closed.popitem(last=False)
 
-    def open(self, key: str, request_ids: Collection[str], *, total: int, notes: dict[int, str] | None = None,
-             footer: str | None = None) -> None:
+    def open(
+        self,
+        key: str,
+        request_ids: Collection[str],
+        *,
+        total: int,
+        notes: dict[int, str] | None = None,
+        footer: str | None = None,
+    ) -> None:
         """The intake is done with ``key`` (``total`` images): these requests were queued; ``notes``
         replace the images that were refused (by index). Members may have arrived already."""
         if total <= 1:
@@ -104,7 +111,14 @@ class ReplyGroups(Generic[P]):
         group.check()
 
     async def deliver(
-        self, key: str, request_id: str, index: int, payload: P, *, total: int, boot: str,
+        self,
+        key: str,
+        request_id: str,
+        index: int,
+        payload: P,
+        *,
+        total: int,
+        boot: str,
         post: Callable[[Batch[P]], Awaitable[MessageId]],
     ) -> MessageId:
         """Have ``payload`` (member ``index`` of ``total``) posted with its group; returns the reply's id.

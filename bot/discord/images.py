@@ -19,8 +19,9 @@ import discord
 from bot.discord import texts
 
 #: Where Discord serves attachments and proxied embed media from.
-DISCORD_MEDIA_HOSTS = frozenset({"cdn.discordapp.com", "media.discordapp.net", "images-ext-1.discordapp.net",
-                                 "images-ext-2.discordapp.net"})
+DISCORD_MEDIA_HOSTS = frozenset(
+    {"cdn.discordapp.com", "media.discordapp.net", "images-ext-1.discordapp.net", "images-ext-2.discordapp.net"}
+)
 #: One reply holds one row of buttons per image, and a message has at most 5 rows.
 MAX_IMAGES_PER_MESSAGE = 5
 #: File types images.py can decode; other image/* types (SVG...) are refused there, with a clear text.

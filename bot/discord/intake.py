@@ -56,8 +56,15 @@ class Outcome:
 class Intake:
     """Submits images to the :class:`~captionbot.service.CaptionService` on behalf of Discord users."""
 
-    def __init__(self, service: CaptionService, groups: ReplyGroups[Any], *, max_image_bytes: int,
-                 fetch: Callable[[str], Awaitable[bytes]], media_hosts: Collection[str] = DISCORD_MEDIA_HOSTS) -> None:
+    def __init__(
+        self,
+        service: CaptionService,
+        groups: ReplyGroups[Any],
+        *,
+        max_image_bytes: int,
+        fetch: Callable[[str], Awaitable[bytes]],
+        media_hosts: Collection[str] = DISCORD_MEDIA_HOSTS,
+    ) -> None:
         self.service = service
         self.groups = groups
         self.max_image_bytes = max_image_bytes
@@ -65,24 +72,37 @@ class Intake:
         self.media_hosts = media_hosts
 
     def find(self, message: discord.Message, *, extra: tuple[discord.Message, ...] = ()) -> Found:
-        return find_images(message, max_bytes=self.max_image_bytes, fetch=self.fetch, media_hosts=self.media_hosts,
-                           extra=extra)
+        return find_images(
+            message, max_bytes=self.max_image_bytes, fetch=self.fetch, media_hosts=self.media_hosts, extra=extra
+        )
 
     # -- interactions ----------------------------------------------------------------------------
 
-    async def from_interaction(self, interaction: discord.Interaction[Any], found: Found, *,
-                               mode: Mode = "caption", empty: str = texts.NO_IMAGES_IN_MESSAGE) -> None:
+    async def from_interaction(
+        self,
+        interaction: discord.Interaction[Any],
+        found: Found,
+        *,
+        mode: Mode = "caption",
+        empty: str = texts.NO_IMAGES_IN_MESSAGE,
+    ) -> None:
         if not found.images:
             await say(interaction, found.refused[0] if found.refused else empty)
             return
         await interaction.response.defer(thinking=True)
         assert interaction.channel_id is not None  # every command interaction has a channel
         ctx = ReplyContext(
-            channel_id=interaction.channel_id, group=f"i{interaction.id}", boot=self.groups.boot, mode=mode,
-            application_id=interaction.application_id, interaction_id=interaction.id, token=interaction.token,
+            channel_id=interaction.channel_id,
+            group=f"i{interaction.id}",
+            boot=self.groups.boot,
+            mode=mode,
+            application_id=interaction.application_id,
+            interaction_id=interaction.id,
+            token=interaction.token,
         )
-        outcome = await self._submit(found, ctx, user=interaction.user, in_guild=interaction.guild_id is not None,
-                                     source_message_id=None)
+        outcome = await self._submit(
+            found, ctx, user=interaction.user, in_guild=interaction.guild_id is not None, source_message_id=None
+        )
         if not outcome.queued:
             await interaction.followup.send(outcome.summary(), allowed_mentions=NO_MENTIONS)  # replaces "thinking"
 
@@ -129,15 +149,17 @@ class Intake:
             await message.reply(found.refused[0], mention_author=False, allowed_mentions=NO_MENTIONS)
             return
         ctx = ReplyContext(channel_id=message.channel.id, group=f"m{message.id}", boot=self.groups.boot)
-        outcome = await self._submit(found, ctx, user=message.author, in_guild=message.guild is not None,
-                                     source_message_id=message.id)
+        outcome = await self._submit(
+            found, ctx, user=message.author, in_guild=message.guild is not None, source_message_id=message.id
+        )
         if not outcome.queued:
             await message.reply(outcome.summary(), mention_author=False, allowed_mentions=NO_MENTIONS)
 
     # -- submitting ------------------------------------------------------------------------------
 
-    async def _submit(self, found: Found, ctx: ReplyContext, *, user: discord.abc.User, in_guild: bool,
-                      source_message_id: int | None) -> Outcome:
+    async def _submit(
+        self, found: Found, ctx: ReplyContext, *, user: discord.abc.User, in_guild: bool, source_message_id: int | None
+    ) -> Outcome:
         total = len(found.images)
         footer_parts = list(found.refused)
         if found.skipped:
@@ -157,10 +179,15 @@ class Intake:
                     out.notes[index] = texts.DOWNLOAD_FAILED
                     continue
                 result = await self.service.submit(
-                    platform=PLATFORM, platform_chat_id=ctx.channel_id, chat_kind="guild" if in_guild else "dm",
-                    platform_user_id=user.id, display_name=user.display_name, image_bytes=data,
+                    platform=PLATFORM,
+                    platform_chat_id=ctx.channel_id,
+                    chat_kind="guild" if in_guild else "dm",
+                    platform_user_id=user.id,
+                    display_name=user.display_name,
+                    image_bytes=data,
                     source_message_id=source_message_id,
-                    reply_context=replace(ctx, index=index, total=total).to_json(), reserved=True,
+                    reply_context=replace(ctx, index=index, total=total).to_json(),
+                    reserved=True,
                 )
                 if isinstance(result, Rejected):
                     out.notes[index] = result.message

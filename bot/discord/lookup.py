@@ -16,8 +16,12 @@ from captionbot.service import CaptionService
 from captionbot.storage.models import Caption, CaptionRequest, Image, Platform, User
 
 _EXTENSIONS = {
-    "image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/gif": "gif",
-    "image/heic": "heic", "image/heif": "heif",
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "image/heic": "heic",
+    "image/heif": "heif",
 }
 
 
@@ -40,8 +44,9 @@ class CaptionRecord:
 async def find_caption(service: CaptionService, caption_id: int) -> CaptionRecord | None:
     """The Discord caption ``caption_id``, or None (deleted by /forget, or not a Discord caption)."""
     query = (
-        select(Caption.text, User.platform_user_id, Image.sha256, Image.mime, Image.purged_at, Caption.band,
-               Caption.hint)
+        select(
+            Caption.text, User.platform_user_id, Image.sha256, Image.mime, Image.purged_at, Caption.band, Caption.hint
+        )
         .join(CaptionRequest, Caption.request_id == CaptionRequest.id)
         .join(User, CaptionRequest.requester_id == User.id)
         .join(Image, CaptionRequest.image_id == Image.id)

@@ -100,7 +100,7 @@ RATING_NAMES = {1: "good", -1: "wrong"}
 
 
 def button_label(word: str, *, index: int, total: int, count: int | None = None) -> str:
-    """"Good", "Good 2" (second image), "Good (3)" (three people said so)."""
+    """ "Good", "Good 2" (second image), "Good (3)" (three people said so)."""
     label = word if total <= 1 else f"{word} {index + 1}"
     return f"{label} ({count})" if count else label
 
@@ -138,14 +138,13 @@ def forgotten(requests: int, images: int, feedback: int) -> str:
     )
 
 
-OPTED_OUT = (
-    "Done: your photos and feedback won't be used for training. You still get descriptions. /optin undoes this."
-)
+OPTED_OUT = "Done: your photos and feedback won't be used for training. You still get descriptions. /optin undoes this."
 OPTED_IN = "Done: your photos and feedback may help train better descriptions. /optout undoes this."
 
 
-def stats(*, requests: int, captions: int, pending: int, failed: int, ratings: int, corrections: int,
-          opted_out: bool) -> str:
+def stats(
+    *, requests: int, captions: int, pending: int, failed: int, ratings: int, corrections: int, opted_out: bool
+) -> str:
     training = "not used for training (/optin to allow)" if opted_out else "may be used for training (/optout to stop)"
     lines = [
         f"Images you sent: {requests}. Described: {captions}. In progress: {pending}. Failed: {failed}.",

@@ -84,16 +84,20 @@ def _rebuild(view: discord.ui.View | None, labels: dict[str, str]) -> discord.ui
 # ------------------------------------------------------------------------------------- rating
 
 
-class RateButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
-                 template=r"cb:rate:(?P<caption_id>\d{1,19}):(?P<rating>-?1)"):
+class RateButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cb:rate:(?P<caption_id>\d{1,19}):(?P<rating>-?1)"
+):
     def __init__(self, caption_id: int, rating: int, *, label: str | None = None, row: int | None = None) -> None:
         good = rating > 0
-        super().__init__(discord.ui.Button(
-            style=discord.ButtonStyle.success if good else discord.ButtonStyle.secondary,
-            label=label or (texts.BUTTON_GOOD if good else texts.BUTTON_BAD),
-            emoji=texts.EMOJI_GOOD if good else texts.EMOJI_BAD,
-            custom_id=f"cb:rate:{caption_id}:{rating}", row=row,
-        ))
+        super().__init__(
+            discord.ui.Button(
+                style=discord.ButtonStyle.success if good else discord.ButtonStyle.secondary,
+                label=label or (texts.BUTTON_GOOD if good else texts.BUTTON_BAD),
+                emoji=texts.EMOJI_GOOD if good else texts.EMOJI_BAD,
+                custom_id=f"cb:rate:{caption_id}:{rating}",
+                row=row,
+            )
+        )
         self.caption_id, self.rating = caption_id, rating
 
     @classmethod
@@ -101,16 +105,21 @@ class RateButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
         return cls(int(match["caption_id"]), int(match["rating"]), label=label, row=row)
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
-                             match: re.Match[str], /) -> RateButton:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> RateButton:
         return cls.from_match(match, label=getattr(item, "label", None), row=item.row)
 
     @guarded
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         service = _bot(interaction).service
         try:
-            state = await service.rate(caption_id=self.caption_id, platform=PLATFORM,
-                                       platform_user_id=str(interaction.user.id), rating=self.rating)
+            state = await service.rate(
+                caption_id=self.caption_id,
+                platform=PLATFORM,
+                platform_user_id=str(interaction.user.id),
+                rating=self.rating,
+            )
         except UnknownCaptionError:
             await say(interaction, texts.CAPTION_GONE)
             return
@@ -141,9 +150,13 @@ class CorrectionModal(discord.ui.Modal):
     def __init__(self, caption_id: int, current: str) -> None:
         super().__init__(title=texts.MODAL_TITLE, custom_id=f"cb:fixm:{caption_id}", timeout=15 * 60)
         self.text: discord.ui.TextInput[CorrectionModal] = discord.ui.TextInput(
-            custom_id=MODAL_FIELD, label=texts.MODAL_LABEL, placeholder=texts.MODAL_PLACEHOLDER,
+            custom_id=MODAL_FIELD,
+            label=texts.MODAL_LABEL,
+            placeholder=texts.MODAL_PLACEHOLDER,
             default=current[:MAX_CORRECTION_CHARS],
-            style=discord.TextStyle.paragraph, max_length=MAX_CORRECTION_CHARS, required=True,
+            style=discord.TextStyle.paragraph,
+            max_length=MAX_CORRECTION_CHARS,
+            required=True,
         )
         self.add_item(self.text)
 
@@ -182,8 +195,9 @@ async def submit_correction(interaction: discord.Interaction[Any]) -> bool:
 @guarded
 async def _store_correction(interaction: discord.Interaction[Any], caption_id: int, text: str | None) -> None:
     try:
-        await _bot(interaction).service.correct(caption_id=caption_id, platform=PLATFORM,
-                                                platform_user_id=str(interaction.user.id), text=text or "")
+        await _bot(interaction).service.correct(
+            caption_id=caption_id, platform=PLATFORM, platform_user_id=str(interaction.user.id), text=text or ""
+        )
     except UnknownCaptionError:
         await say(interaction, texts.CAPTION_GONE)
     except InvalidFeedbackError as exc:
@@ -194,8 +208,15 @@ async def _store_correction(interaction: discord.Interaction[Any], caption_id: i
 
 class FixButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cb:fix:(?P<caption_id>\d{1,19})"):
     def __init__(self, caption_id: int, *, label: str | None = None, row: int | None = None) -> None:
-        super().__init__(discord.ui.Button(style=discord.ButtonStyle.primary, label=label or texts.BUTTON_BETTER,
-                                           emoji=texts.EMOJI_BETTER, custom_id=f"cb:fix:{caption_id}", row=row))
+        super().__init__(
+            discord.ui.Button(
+                style=discord.ButtonStyle.primary,
+                label=label or texts.BUTTON_BETTER,
+                emoji=texts.EMOJI_BETTER,
+                custom_id=f"cb:fix:{caption_id}",
+                row=row,
+            )
+        )
         self.caption_id = caption_id
 
     @classmethod
@@ -203,8 +224,9 @@ class FixButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cb:fi
         return cls(int(match["caption_id"]), label=label, row=row)
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
-                             match: re.Match[str], /) -> FixButton:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> FixButton:
         return cls.from_match(match, label=getattr(item, "label", None), row=item.row)
 
     @guarded
@@ -221,8 +243,15 @@ class FixButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cb:fi
 
 class AltButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cb:alt:(?P<caption_id>\d{1,19})"):
     def __init__(self, caption_id: int, *, label: str | None = None, row: int | None = None) -> None:
-        super().__init__(discord.ui.Button(style=discord.ButtonStyle.secondary, label=label or texts.BUTTON_ALT,
-                                           emoji=texts.EMOJI_ALT, custom_id=f"cb:alt:{caption_id}", row=row))
+        super().__init__(
+            discord.ui.Button(
+                style=discord.ButtonStyle.secondary,
+                label=label or texts.BUTTON_ALT,
+                emoji=texts.EMOJI_ALT,
+                custom_id=f"cb:alt:{caption_id}",
+                row=row,
+            )
+        )
         self.caption_id = caption_id
 
     @classmethod
@@ -230,8 +259,9 @@ class AltButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cb:al
         return cls(int(match["caption_id"]), label=label, row=row)
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
-                             match: re.Match[str], /) -> AltButton:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> AltButton:
         return cls.from_match(match, label=getattr(item, "label", None), row=item.row)
 
     @guarded
@@ -265,14 +295,18 @@ def alt_text_message(record: CaptionRecord, data: bytes, mention: str) -> dict[s
 # ----------------------------------------------------------------------------------- /forget
 
 
-class ForgetButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
-                   template=r"cb:forget:(?P<user_id>\d{1,20}):(?P<choice>yes|no)"):
+class ForgetButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cb:forget:(?P<user_id>\d{1,20}):(?P<choice>yes|no)"
+):
     def __init__(self, user_id: int, confirm: bool, *, label: str | None = None, row: int | None = None) -> None:
-        super().__init__(discord.ui.Button(
-            style=discord.ButtonStyle.danger if confirm else discord.ButtonStyle.secondary,
-            label=label or (texts.BUTTON_FORGET_YES if confirm else texts.BUTTON_FORGET_NO),
-            custom_id=f"cb:forget:{user_id}:{'yes' if confirm else 'no'}", row=row,
-        ))
+        super().__init__(
+            discord.ui.Button(
+                style=discord.ButtonStyle.danger if confirm else discord.ButtonStyle.secondary,
+                label=label or (texts.BUTTON_FORGET_YES if confirm else texts.BUTTON_FORGET_NO),
+                custom_id=f"cb:forget:{user_id}:{'yes' if confirm else 'no'}",
+                row=row,
+            )
+        )
         self.user_id, self.confirm = user_id, confirm
 
     @classmethod
@@ -280,8 +314,9 @@ class ForgetButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
         return cls(int(match["user_id"]), match["choice"] == "yes", label=label, row=row)
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
-                             match: re.Match[str], /) -> ForgetButton:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> ForgetButton:
         return cls.from_match(match, label=getattr(item, "label", None), row=item.row)
 
     async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:

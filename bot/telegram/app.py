@@ -65,8 +65,7 @@ class TelegramAdapter:
         self._unprotect_logs = logsafety.protect(config.token)  # before PTB logs its URLs
         self.application = build_application(config)
         self.progress = Progress(config, service, self._ready_bot)
-        install(self.application, Deps(service, config, self.progress,
-                                       asyncio.Semaphore(config.concurrent_downloads)))
+        install(self.application, Deps(service, config, self.progress, asyncio.Semaphore(config.concurrent_downloads)))
         handlers.register(self.application)
         self.delivery = TelegramDelivery(self._ready_bot, self.progress)
         service.register_delivery_handler("telegram", self.delivery)
@@ -103,23 +102,29 @@ class TelegramAdapter:
         assert updater is not None  # the builder always makes one
         if self.config.use_webhook:
             await updater.start_webhook(
-                listen=self.config.webhook_listen, port=self.config.webhook_port, url_path=self.config.webhook_path,
-                webhook_url=self.config.webhook_url, secret_token=self.config.webhook_secret,
+                listen=self.config.webhook_listen,
+                port=self.config.webhook_port,
+                url_path=self.config.webhook_path,
+                webhook_url=self.config.webhook_url,
+                secret_token=self.config.webhook_secret,
                 allowed_updates=ALLOWED_UPDATES,
             )
         else:
             await updater.start_polling(timeout=self.config.poll_timeout_s, allowed_updates=ALLOWED_UPDATES)
         await self.application.start()
-        log.info("Telegram bot @%s running (%s)", self.bot.username,
-                 "webhook" if self.config.use_webhook else "long polling")
+        log.info(
+            "Telegram bot @%s running (%s)", self.bot.username, "webhook" if self.config.use_webhook else "long polling"
+        )
 
     async def _register_commands(self) -> None:
         """The command menu; not fatal if Telegram refuses (the commands work regardless)."""
         try:
-            await self.bot.set_my_commands([BotCommand(c, d) for c, d in texts.PRIVATE_COMMANDS],
-                                           scope=BotCommandScopeDefault())
-            await self.bot.set_my_commands([BotCommand(c, d) for c, d in texts.GROUP_COMMANDS],
-                                           scope=BotCommandScopeAllGroupChats())
+            await self.bot.set_my_commands(
+                [BotCommand(c, d) for c, d in texts.PRIVATE_COMMANDS], scope=BotCommandScopeDefault()
+            )
+            await self.bot.set_my_commands(
+                [BotCommand(c, d) for c, d in texts.GROUP_COMMANDS], scope=BotCommandScopeAllGroupChats()
+            )
         except TelegramError as exc:
             log.warning("setMyCommands failed (%s); the command menu may be out of date", type(exc).__name__)
 

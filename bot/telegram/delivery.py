@@ -26,15 +26,23 @@ from captionbot.service import Delivery
 log = logging.getLogger(__name__)
 
 #: BadRequest descriptions that mean "this chat can't get the answer, ever".
-_PERMANENT = ("chat not found", "user is deactivated", "bot was kicked", "not enough rights", "topic_closed",
-              "have no rights")
+_PERMANENT = (
+    "chat not found",
+    "user is deactivated",
+    "bot was kicked",
+    "not enough rights",
+    "topic_closed",
+    "have no rights",
+)
 
 
 def render(delivery: Delivery) -> tuple[str, InlineKeyboardMarkup | None]:
     """The answer's text (caption first, for screen readers) and buttons."""
     if delivery.ok and delivery.caption_id is not None:
-        return (texts.caption_message(delivery.text, delivery.confidence, band=delivery.band, hint=delivery.hint),
-                keyboards.caption_keyboard(delivery.caption_id))
+        return (
+            texts.caption_message(delivery.text, delivery.confidence, band=delivery.band, hint=delivery.hint),
+            keyboards.caption_keyboard(delivery.caption_id),
+        )
     return delivery.failure_message or texts.ERROR, None
 
 
@@ -76,14 +84,17 @@ class TelegramDelivery:
         thread_id = delivery.reply_context.get("thread_id")
         reply_to = (
             ReplyParameters(int(delivery.source_message_id), allow_sending_without_reply=True)
-            if delivery.source_message_id else None
+            if delivery.source_message_id
+            else None
         )
         try:
-            msg = await bot.send_message(chat_id, text, reply_markup=markup, reply_parameters=reply_to,
-                                         message_thread_id=thread_id)
+            msg = await bot.send_message(
+                chat_id, text, reply_markup=markup, reply_parameters=reply_to, message_thread_id=thread_id
+            )
         except ChatMigrated as exc:  # the group became a supergroup: same chat, new id
-            msg = await bot.send_message(exc.new_chat_id, text, reply_markup=markup, reply_parameters=reply_to,
-                                         message_thread_id=thread_id)
+            msg = await bot.send_message(
+                exc.new_chat_id, text, reply_markup=markup, reply_parameters=reply_to, message_thread_id=thread_id
+            )
         return msg.message_id
 
     @staticmethod

@@ -61,10 +61,15 @@ async def caption_photo(
                 d.service.unreserve(platform=PLATFORM, platform_user_id=requester.id)
                 raise
         outcome = await d.service.submit(
-            platform=PLATFORM, platform_chat_id=source.chat_id, chat_kind=chat_kind(source.chat),
-            platform_user_id=requester.id, display_name=requester.full_name, image_bytes=data,
+            platform=PLATFORM,
+            platform_chat_id=source.chat_id,
+            chat_kind=chat_kind(source.chat),
+            platform_user_id=requester.id,
+            display_name=requester.full_name,
+            image_bytes=data,
             source_message_id=source.message_id,
-            reply_context={"thread_id": thread_id, "album": source.media_group_id}, reserved=True,
+            reply_context={"thread_id": thread_id, "album": source.media_group_id},
+            reserved=True,
         )
     except media.MediaProblem as exc:
         d.progress.finish(pending)

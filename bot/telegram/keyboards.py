@@ -94,10 +94,12 @@ def caption_keyboard(
     return InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton(label(texts.BUTTON_GOOD, THUMBS_UP, ups),
-                                     callback_data=encode(Rate(caption_id, THUMBS_UP))),
-                InlineKeyboardButton(label(texts.BUTTON_BAD, THUMBS_DOWN, downs),
-                                     callback_data=encode(Rate(caption_id, THUMBS_DOWN))),
+                InlineKeyboardButton(
+                    label(texts.BUTTON_GOOD, THUMBS_UP, ups), callback_data=encode(Rate(caption_id, THUMBS_UP))
+                ),
+                InlineKeyboardButton(
+                    label(texts.BUTTON_BAD, THUMBS_DOWN, downs), callback_data=encode(Rate(caption_id, THUMBS_DOWN))
+                ),
             ],
             [InlineKeyboardButton(texts.BUTTON_BETTER, callback_data=encode(Correct(caption_id)))],
         ]

@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 
 #: File name endings we accept when Telegram reports no image mime type (it often sends HEIC as
 #: application/octet-stream).
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".heic", ".heif", ".avif", ".bmp", ".tif",
-                            ".tiff"})
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".heic", ".heif", ".avif", ".bmp", ".tif", ".tiff"}
+)
 
 
 class MediaProblem(Exception):

@@ -219,7 +219,9 @@ class Progress:
             try:
                 bot = await self._bot()
                 msg = await bot.send_message(
-                    p.chat_id, texts.queue_status(position, max(photos, 1)), message_thread_id=p.thread_id,
+                    p.chat_id,
+                    texts.queue_status(position, max(photos, 1)),
+                    message_thread_id=p.thread_id,
                     reply_parameters=ReplyParameters(p.message_id, allow_sending_without_reply=True),
                 )
             except (TelegramError, RuntimeError) as exc:

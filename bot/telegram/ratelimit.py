@@ -17,10 +17,20 @@ from telegram.ext import AIORateLimiter
 JSONDict = dict[str, Any]
 
 #: Methods that are not messages: no per-chat/per-group throttling (429s are still retried).
-UNTHROTTLED = frozenset({
-    "sendChatAction", "answerCallbackQuery", "getChatMember", "getChatAdministrators", "getFile", "getMe",
-    "getUpdates", "setMyCommands", "deleteWebhook", "setWebhook",
-})
+UNTHROTTLED = frozenset(
+    {
+        "sendChatAction",
+        "answerCallbackQuery",
+        "getChatMember",
+        "getChatAdministrators",
+        "getFile",
+        "getMe",
+        "getUpdates",
+        "setMyCommands",
+        "deleteWebhook",
+        "setWebhook",
+    }
+)
 
 
 class MessageRateLimiter(AIORateLimiter):

@@ -48,11 +48,15 @@ class ModelOverview:
 async def model_overview(service: CaptionService) -> ModelOverview:
     async with service.session_factory() as session:
         promoted = await q.current_model_version(session)
-        name = promoted.name if promoted else await session.scalar(
-            select(ModelVersion.name)
-            .join(Caption, Caption.model_version_id == ModelVersion.id)
-            .order_by(Caption.id.desc())
-            .limit(1)
+        name = (
+            promoted.name
+            if promoted
+            else await session.scalar(
+                select(ModelVersion.name)
+                .join(Caption, Caption.model_version_id == ModelVersion.id)
+                .order_by(Caption.id.desc())
+                .limit(1)
+            )
         )
         total = await session.scalar(select(func.count()).select_from(Caption))
     return ModelOverview(name, int(total or 0))

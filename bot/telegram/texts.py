@@ -50,9 +50,7 @@ HELP = (
 )
 START = "Hi! " + HELP
 SEND_A_PHOTO = "Send me a photo and I'll describe it. /help shows what else I can do."
-CAPTION_USAGE = (
-    "Reply to a photo with /caption and I'll describe it. You can also put /caption in a photo's caption."
-)
+CAPTION_USAGE = "Reply to a photo with /caption and I'll describe it. You can also put /caption in a photo's caption."
 
 # --- photos -------------------------------------------------------------------------------------
 
@@ -149,14 +147,21 @@ OPTED_OUT = (
 )
 OPTED_IN = "Thanks! Your photos and feedback may be used to train better captions. /optout undoes this."
 PRIVACY_TELEGRAM = (
-    "Telegram: I download a photo only when you send it to me, or when someone asks me to describe it "
-    "in a group."
+    "Telegram: I download a photo only when you send it to me, or when someone asks me to describe it in a group."
 )
 
 
 def stats(
-    *, model: str | None, total_captions: int, requests: int, captions: int, pending: int, failed: int,
-    ratings: int, corrections: int, opted_out: bool,
+    *,
+    model: str | None,
+    total_captions: int,
+    requests: int,
+    captions: int,
+    pending: int,
+    failed: int,
+    ratings: int,
+    corrections: int,
+    opted_out: bool,
 ) -> str:
     lines = [
         f"Model: {model or 'not loaded yet'}",

@@ -208,9 +208,7 @@ async def _run_alembic(database_url: str, fn: Callable[..., Any], revision: str)
         await engine.dispose()
 
 
-def _run_with_connection(
-    connection: Connection, config: Config, fn: Callable[..., Any], revision: str
-) -> None:
+def _run_with_connection(connection: Connection, config: Config, fn: Callable[..., Any], revision: str) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
     config.attributes["connection"] = connection

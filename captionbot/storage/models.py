@@ -291,9 +291,7 @@ class Caption(Base):
     __tablename__ = "captions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    request_id: Mapped[int] = mapped_column(
-        ForeignKey("caption_requests.id", ondelete="CASCADE"), unique=True
-    )
+    request_id: Mapped[int] = mapped_column(ForeignKey("caption_requests.id", ondelete="CASCADE"), unique=True)
     model_version_id: Mapped[int | None] = mapped_column(
         ForeignKey("model_versions.id", ondelete="SET NULL"), index=True
     )

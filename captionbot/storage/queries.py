@@ -91,22 +91,16 @@ async def get_or_create_user(
         .values(platform=platform, platform_user_id=key, display_name=display_name, training_opt_out=False)
         .on_conflict_do_nothing(index_elements=["platform", "platform_user_id"])
     )
-    user = (
-        await session.scalars(select(User).where(User.platform == platform, User.platform_user_id == key))
-    ).one()
+    user = (await session.scalars(select(User).where(User.platform == platform, User.platform_user_id == key))).one()
     if display_name is not None and user.display_name != display_name:
         user.display_name = display_name
     return user
 
 
-async def get_user(
-    session: AsyncSession, *, platform: Platform | str, platform_user_id: str | int
-) -> User | None:
+async def get_user(session: AsyncSession, *, platform: Platform | str, platform_user_id: str | int) -> User | None:
     """The user with this platform id, or None (never creates one)."""
     return await session.scalar(
-        select(User).where(
-            User.platform == Platform(platform), User.platform_user_id == str(platform_user_id)
-        )
+        select(User).where(User.platform == Platform(platform), User.platform_user_id == str(platform_user_id))
     )
 
 
@@ -136,9 +130,7 @@ async def get_or_create_chat(
         .values(platform=platform, platform_chat_id=key, kind=ChatKind(kind), autocaption=False)
         .on_conflict_do_nothing(index_elements=["platform", "platform_chat_id"])
     )
-    return (
-        await session.scalars(select(Chat).where(Chat.platform == platform, Chat.platform_chat_id == key))
-    ).one()
+    return (await session.scalars(select(Chat).where(Chat.platform == platform, Chat.platform_chat_id == key))).one()
 
 
 async def set_chat_autocaption(session: AsyncSession, *, chat_id: int, enabled: bool) -> None:
@@ -159,9 +151,7 @@ async def add_image(
     await session.execute(
         _insert(session, Image)
         .values(sha256=sha256, size_bytes=size_bytes, width=width, height=height, mime=mime)
-        .on_conflict_do_update(
-            index_elements=["sha256"], set_={"purged_at": None}, where=Image.purged_at.is_not(None)
-        )
+        .on_conflict_do_update(index_elements=["sha256"], set_={"purged_at": None}, where=Image.purged_at.is_not(None))
     )
     return (
         await session.scalars(
@@ -211,9 +201,7 @@ async def get_request_by_public_id(session: AsyncSession, *, public_id: str) -> 
 async def set_status_message(session: AsyncSession, *, request_id: int, status_message_id: str | int) -> None:
     """Remember the "you are #N in the queue" message, to edit it later."""
     await session.execute(
-        update(CaptionRequest)
-        .where(CaptionRequest.id == request_id)
-        .values(status_message_id=str(status_message_id))
+        update(CaptionRequest).where(CaptionRequest.id == request_id).values(status_message_id=str(status_message_id))
     )
 
 
@@ -221,9 +209,7 @@ async def count_pending(session: AsyncSession) -> int:
     """Requests queued or running, over all users (for the global queue bound)."""
     return (
         await session.scalar(
-            select(func.count())
-            .select_from(CaptionRequest)
-            .where(CaptionRequest.status.in_(PENDING_STATUSES))
+            select(func.count()).select_from(CaptionRequest).where(CaptionRequest.status.in_(PENDING_STATUSES))
         )
         or 0
     )
@@ -427,9 +413,7 @@ async def release_delivery(session: AsyncSession, *, request_id: int) -> None:
     )
 
 
-async def mark_delivered(
-    session: AsyncSession, *, request_id: int, reply_message_id: str | int | None = None
-) -> bool:
+async def mark_delivered(session: AsyncSession, *, request_id: int, reply_message_id: str | int | None = None) -> bool:
     """Record that the bot sent the result (caption or failure notice) of a request.
 
     Returns True for the call that moved it to ``delivered``, False if it already was (or has no
@@ -565,9 +549,7 @@ async def set_feedback(
 
 
 async def get_feedback(session: AsyncSession, *, caption_id: int, user_id: int) -> Feedback | None:
-    return await session.scalar(
-        select(Feedback).where(Feedback.caption_id == caption_id, Feedback.user_id == user_id)
-    )
+    return await session.scalar(select(Feedback).where(Feedback.caption_id == caption_id, Feedback.user_id == user_id))
 
 
 # --- statistics --------------------------------------------------------------------------------
@@ -608,9 +590,9 @@ async def user_stats(session: AsyncSession, *, user_id: int) -> UserStats:
     )
     fb = (
         await session.execute(
-            select(
-                func.count(Feedback.rating), func.avg(Feedback.rating), func.count(Feedback.correction)
-            ).where(Feedback.user_id == user_id)
+            select(func.count(Feedback.rating), func.avg(Feedback.rating), func.count(Feedback.correction)).where(
+                Feedback.user_id == user_id
+            )
         )
     ).one()
     return UserStats(
@@ -631,9 +613,7 @@ async def global_stats(session: AsyncSession) -> GlobalStats:
             select(CaptionRequest.status, func.count()).group_by(CaptionRequest.status)
         )
     }
-    captions, latency = (
-        await session.execute(select(func.count(Caption.id), func.avg(Caption.latency_ms)))
-    ).one()
+    captions, latency = (await session.execute(select(func.count(Caption.id), func.avg(Caption.latency_ms)))).one()
     ratings, avg_rating, corrections = (
         await session.execute(
             select(func.count(Feedback.rating), func.avg(Feedback.rating), func.count(Feedback.correction))
@@ -769,9 +749,7 @@ async def purge_expired_images(
         CaptionRequest.image_id == Image.id,
         or_(CaptionRequest.created_at >= older_than, CaptionRequest.status != RequestStatus.DELIVERED),
     )
-    stmt = select(Image.id, Image.sha256).where(
-        Image.purged_at.is_(None), Image.created_at < older_than, ~still_needed
-    )
+    stmt = select(Image.id, Image.sha256).where(Image.purged_at.is_(None), Image.created_at < older_than, ~still_needed)
     if keep_for_training:
         # Only feedback that training_examples would use keeps a photo: a thumbs-down alone doesn't.
         trainable = _usable_feedback(Feedback.id, min_rating=1).where(CaptionRequest.image_id == Image.id).exists()

@@ -63,10 +63,8 @@ async def claim_job(session: AsyncSession, *, public_id: str, stale_before: date
                     and_(CaptionRequest.status == RequestStatus.RUNNING, CaptionRequest.updated_at < stale_before),
                 ),
             )
-            .values(status=RequestStatus.RUNNING, attempts=CaptionRequest.attempts + 1, started_at=now,
-                    updated_at=now)
-            .returning(CaptionRequest.id, CaptionRequest.attempts, CaptionRequest.image_id,
-                       CaptionRequest.created_at)
+            .values(status=RequestStatus.RUNNING, attempts=CaptionRequest.attempts + 1, started_at=now, updated_at=now)
+            .returning(CaptionRequest.id, CaptionRequest.attempts, CaptionRequest.image_id, CaptionRequest.created_at)
         )
     ).first()
     if row is None:

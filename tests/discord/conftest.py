@@ -70,8 +70,9 @@ async def open_stack(settings: Any) -> tuple[Stack, CaptionBot]:
         built.append(adapter)
 
     # No sweep during a test: every delivery must come from the notice (or an explicit redelivery).
-    stack = await Stack.open(settings, "all", adapters=False, before_start=register,
-                             service_options={"sweep_interval_s": 3600})
+    stack = await Stack.open(
+        settings, "all", adapters=False, before_start=register, service_options={"sweep_interval_s": 3600}
+    )
     return stack, built[0].bot
 
 

@@ -72,8 +72,11 @@ class Row:
 
 async def captions(world: Any) -> list[Row]:
     """Every caption, in the order the images were submitted (not the order the worker finished them)."""
-    query = (select(Caption.id, Caption.text, Caption.confidence)
-             .join(CaptionRequest, Caption.request_id == CaptionRequest.id).order_by(CaptionRequest.id))
+    query = (
+        select(Caption.id, Caption.text, Caption.confidence)
+        .join(CaptionRequest, Caption.request_id == CaptionRequest.id)
+        .order_by(CaptionRequest.id)
+    )
     async with world.stack.session_factory() as session:
         rows = (await session.execute(query)).all()
     return [Row(*r) for r in rows]
@@ -82,10 +85,13 @@ async def captions(world: Any) -> list[Row]:
 async def feedback(world: Any, caption_id: int) -> dict[str, tuple[int | None, str | None]]:
     """Discord user id -> (rating, correction) for one caption."""
     async with world.stack.session_factory() as session:
-        rows = (await session.execute(
-            select(User.platform_user_id, Feedback.rating, Feedback.correction)
-            .join(User, Feedback.user_id == User.id).where(Feedback.caption_id == caption_id)
-        )).all()
+        rows = (
+            await session.execute(
+                select(User.platform_user_id, Feedback.rating, Feedback.correction)
+                .join(User, Feedback.user_id == User.id)
+                .where(Feedback.caption_id == caption_id)
+            )
+        ).all()
     return {r[0]: (r[1], r[2]) for r in rows}
 
 

@@ -37,8 +37,12 @@ async def test_slash_caption_defers_then_answers_with_caption_and_buttons(world,
     [row] = await captions(world)
     caption_id = row.id
     assert reply.content == row.sentence  # the caption, first and alone
-    assert custom_ids(reply) == [f"cb:rate:{caption_id}:1", f"cb:rate:{caption_id}:-1", f"cb:fix:{caption_id}",
-                                 f"cb:alt:{caption_id}"]
+    assert custom_ids(reply) == [
+        f"cb:rate:{caption_id}:1",
+        f"cb:rate:{caption_id}:-1",
+        f"cb:fix:{caption_id}",
+        f"cb:alt:{caption_id}",
+    ]
     assert labels(reply) == ["Good", "Wrong", "Better caption", "Alt text"]
     assert await statuses(world) == [RequestStatus.DELIVERED]
     # The follow-up went through the interaction's webhook; its token is kept for that, never logged.

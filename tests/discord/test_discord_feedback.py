@@ -50,8 +50,16 @@ async def test_rating_one_caption_of_several_updates_only_its_row(world, env):
 
     assert await feedback(world, second.id) == {str(world.bob.id): (1, None)}
     assert await feedback(world, first.id) == {}
-    assert labels(world.channel.last_message) == ["Good 1", "Wrong 1", "Better caption 1", "Alt text 1",
-                                                  "Good 2 (1)", "Wrong 2", "Better caption 2", "Alt text 2"]
+    assert labels(world.channel.last_message) == [
+        "Good 1",
+        "Wrong 1",
+        "Better caption 1",
+        "Alt text 1",
+        "Good 2 (1)",
+        "Wrong 2",
+        "Better caption 2",
+        "Alt text 2",
+    ]
 
 
 async def test_better_caption_opens_a_modal_and_stores_the_correction(world, env):

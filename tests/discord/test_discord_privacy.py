@@ -58,8 +58,9 @@ async def test_optout_optin_and_stats(world, env):
     assert out.ephemeral and out.response.content == texts.OPTED_OUT
     stats = await world.alice.slash(world.channel, "stats")
     assert stats.ephemeral
-    assert stats.response.content == texts.stats(requests=1, captions=1, pending=0, failed=0, ratings=0,
-                                                 corrections=0, opted_out=True)
+    assert stats.response.content == texts.stats(
+        requests=1, captions=1, pending=0, failed=0, ratings=0, corrections=0, opted_out=True
+    )
 
     back = await world.alice.slash(world.channel, "optin")
     assert back.response.content == texts.OPTED_IN

@@ -66,8 +66,9 @@ async def test_flood_is_told_when_to_try_again(world, env, downloads):
         ok = await world.alice.slash(world.channel, "caption", image=("a.png", png_bytes(color)))
         assert ok.response.components  # a caption with buttons
     flood = await world.alice.slash(world.channel, "caption", image=("a.png", png_bytes("green")))
-    assert re.fullmatch(r"You're sending photos faster than I can look at them — please try again in \d+ s\.",
-                        flood.response.content)
+    assert re.fullmatch(
+        r"You're sending photos faster than I can look at them — please try again in \d+ s\.", flood.response.content
+    )
     assert len(downloads) == 2, "the refused photo was never downloaded"
     other = await world.bob.slash(world.channel, "caption", image=("b.png", png_bytes("green")))
     assert other.response.components  # limits are per user

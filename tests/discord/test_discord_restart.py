@@ -77,8 +77,9 @@ async def test_discord_server_error_is_retried_by_the_service(world, env):
 
 async def test_a_dm_the_bot_may_not_answer_is_given_up_not_retried_forever(world, env):
     user = world.alice.user
-    env.inject_error("POST", "/channels/*/messages", status=403, code=50007,
-                     message="Cannot send messages to this user")
+    env.inject_error(
+        "POST", "/channels/*/messages", status=403, code=50007, message="Cannot send messages to this user"
+    )
     await user.send_dm("", attachments=env.backend.store_attachments(user.dm_channel.id, [("a.png", png_bytes())]))
     assert await statuses(world) == [RequestStatus.DELIVERED]  # nothing left for the sweep
     assert await world.service.redeliver_pending() == 0

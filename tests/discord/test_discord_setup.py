@@ -23,7 +23,14 @@ async def test_commands_sync_globally_by_default(world, env):
     app_id = world.bot.application_id
     assert command_syncs(env) == [f"/applications/{app_id}/commands"]
     assert set(world.alice.available_commands(world.channel)) == {
-        "caption", "alttext", "privacy", "forget", "optout", "optin", "stats"}
+        "caption",
+        "alttext",
+        "privacy",
+        "forget",
+        "optout",
+        "optin",
+        "stats",
+    }
     assert set(world.alice.user.available_commands()) >= {"caption", "stats", "forget"}  # DMs too
 
 

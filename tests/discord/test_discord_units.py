@@ -23,17 +23,35 @@ INTERACTION_ID = discord.utils.time_snowflake(NOW)
 
 
 def delivery(index: int, *, ok: bool = True, caption_id: int | None = None) -> Delivery:
-    common = {"request_id": f"{index:032x}", "platform": "discord", "platform_chat_id": "1", "chat_kind": "guild",
-              "platform_user_id": "7", "source_message_id": None, "status_message_id": None, "reply_context": {}}
+    common = {
+        "request_id": f"{index:032x}",
+        "platform": "discord",
+        "platform_chat_id": "1",
+        "chat_kind": "guild",
+        "platform_user_id": "7",
+        "source_message_id": None,
+        "status_message_id": None,
+        "reply_context": {},
+    }
     if ok:
-        return Delivery(status="done", caption_id=caption_id or index + 100, text=f"caption {index}", confidence=0.9,
-                        **common)
+        return Delivery(
+            status="done", caption_id=caption_id or index + 100, text=f"caption {index}", confidence=0.9, **common
+        )
     return Delivery(status="failed", failure_code="bad_image", failure_message="That image is damaged.", **common)
 
 
 def test_reply_context_round_trips_as_json_and_hides_its_token():
-    ctx = ReplyContext(channel_id=2**62 + 1, group="i5", index=1, total=3, boot="b", mode="alt",
-                       application_id=2**61, interaction_id=INTERACTION_ID, token="secret-token")
+    ctx = ReplyContext(
+        channel_id=2**62 + 1,
+        group="i5",
+        index=1,
+        total=3,
+        boot="b",
+        mode="alt",
+        application_id=2**61,
+        interaction_id=INTERACTION_ID,
+        token="secret-token",
+    )
     data = ctx.to_json()
     assert data["channel_id"] == str(2**62 + 1)  # snowflakes as strings: exact in any JSON reader
     assert ReplyContext.from_json(data) == ctx
@@ -51,10 +69,13 @@ def test_interaction_token_is_usable_for_15_minutes_minus_a_margin():
 def test_compose_numbers_lines_and_gives_each_caption_a_row():
     batch = Batch({0: delivery(0), 2: delivery(2, ok=False)}, {1: "Too fast."}, footer="(skipped one)")
     text, view = compose(batch, total=3)
-    assert text.splitlines() == ["Image 1: Caption 0.", "Image 2: Too fast.", "Image 3: That image is damaged.",
-                                 "(skipped one)"]
-    assert [item.custom_id for item in view.children] == ["cb:rate:100:1", "cb:rate:100:-1", "cb:fix:100",
-                                                         "cb:alt:100"]
+    assert text.splitlines() == [
+        "Image 1: Caption 0.",
+        "Image 2: Too fast.",
+        "Image 3: That image is damaged.",
+        "(skipped one)",
+    ]
+    assert [item.custom_id for item in view.children] == ["cb:rate:100:1", "cb:rate:100:-1", "cb:fix:100", "cb:alt:100"]
     single, _ = compose(Batch({0: delivery(0)}, {}), total=1)
     assert single == "Caption 0."  # one image: the caption alone, first
 
@@ -83,8 +104,10 @@ class Poster:
 async def test_group_is_posted_once_when_every_member_arrived():
     groups: ReplyGroups[str] = ReplyGroups(wait_s=30)
     post = Poster()
-    waiting = [asyncio.create_task(groups.deliver("g", f"r{i}", i, f"p{i}", total=3, boot=groups.boot, post=post))
-               for i in (2, 0)]
+    waiting = [
+        asyncio.create_task(groups.deliver("g", f"r{i}", i, f"p{i}", total=3, boot=groups.boot, post=post))
+        for i in (2, 0)
+    ]
     await asyncio.sleep(0)  # (a yield, not a wait: let both join before the intake reports)
     groups.open("g", ["r0", "r2"], total=3, notes={1: "refused"})
     assert await asyncio.gather(*waiting) == ["msg1", "msg1"]

@@ -110,8 +110,9 @@ async def wait_answer(fake: FakeTelegram, query_id: str, *, within: float = 15.0
     return await fake.wait_for(lambda: fake.answered.get(query_id), within)
 
 
-async def wait_next(fake: FakeTelegram, message: dict[str, Any], *, having: str = "",
-                    within: float = 15.0) -> dict[str, Any]:
+async def wait_next(
+    fake: FakeTelegram, message: dict[str, Any], *, having: str = "", within: float = 15.0
+) -> dict[str, Any]:
     """The bot's first message in ``message``'s chat after it (containing ``having``), reply or not."""
     chat_id = message["chat"]["id"]
 

@@ -42,13 +42,33 @@ PUBLIC_FILE_LIMIT = 20 * 1024 * 1024
 
 # Parameters PTB JSON-encodes in form bodies.
 _JSON_FIELDS = {
-    "reply_markup", "reply_parameters", "entities", "caption_entities", "commands", "scope", "allowed_updates",
-    "media", "link_preview_options",
+    "reply_markup",
+    "reply_parameters",
+    "entities",
+    "caption_entities",
+    "commands",
+    "scope",
+    "allowed_updates",
+    "media",
+    "link_preview_options",
 }
-_INT_FIELDS = {"message_id", "user_id", "offset", "limit", "timeout", "message_thread_id", "cache_time",
-               "max_connections"}
-_BOOL_FIELDS = {"show_alert", "drop_pending_updates", "disable_notification", "protect_content",
-                "allow_sending_without_reply"}
+_INT_FIELDS = {
+    "message_id",
+    "user_id",
+    "offset",
+    "limit",
+    "timeout",
+    "message_thread_id",
+    "cache_time",
+    "max_connections",
+}
+_BOOL_FIELDS = {
+    "show_alert",
+    "drop_pending_updates",
+    "disable_notification",
+    "protect_content",
+    "allow_sending_without_reply",
+}
 _COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{3,}))?")
 _MENTION = re.compile(r"@([A-Za-z0-9_]{5,32})")
 
@@ -193,11 +213,13 @@ class FakeTelegram:
 
     def replies_to(self, chat_id: int, message_id: int) -> list[dict[str, Any]]:
         """The bot's messages in reply to ``message_id``."""
-        return [m for m in self.bot_messages(chat_id) if (m.get("reply_to_message") or {}).get("message_id")
-                == message_id]
+        return [
+            m for m in self.bot_messages(chat_id) if (m.get("reply_to_message") or {}).get("message_id") == message_id
+        ]
 
-    async def wait_reply(self, chat_id: int, message_id: int, *, having: str | None = None,
-                         within: float = 15.0) -> dict[str, Any]:
+    async def wait_reply(
+        self, chat_id: int, message_id: int, *, having: str | None = None, within: float = 15.0
+    ) -> dict[str, Any]:
         """The bot's reply to a message (whose text contains ``having``, if given)."""
 
         def found() -> dict[str, Any] | None:
@@ -239,8 +261,15 @@ class FakeTelegram:
         sizes = []
         for w, h, blob, reported in [(90, 67, thumb, None), (320, 240, thumb + b"-m", None), (1280, 960, data, size)]:
             file_id, unique = self.add_file(blob, size=reported)
-            sizes.append({"file_id": file_id, "file_unique_id": unique, "width": w, "height": h,
-                          "file_size": self.files[file_id].size})
+            sizes.append(
+                {
+                    "file_id": file_id,
+                    "file_unique_id": unique,
+                    "width": w,
+                    "height": h,
+                    "file_size": self.files[file_id].size,
+                }
+            )
         return sizes
 
     def send(
@@ -263,8 +292,12 @@ class FakeTelegram:
         deliver: bool = True,
     ) -> dict[str, Any]:
         """A user posts a message; the bot gets it as an update (unless privacy mode hides it)."""
-        msg: dict[str, Any] = {"message_id": self._next_message_id(chat["id"]), "date": int(time.time()),
-                               "chat": chat, "from": user}
+        msg: dict[str, Any] = {
+            "message_id": self._next_message_id(chat["id"]),
+            "date": int(time.time()),
+            "chat": chat,
+            "from": user,
+        }
         if text is not None:
             msg["text"] = text
             if entities := _entities(text):
@@ -273,8 +306,12 @@ class FakeTelegram:
             msg["photo"] = self.photo_sizes(photo, size=photo_size)
         if document is not None:
             file_id, unique = self.add_file(document, size=document_size)
-            msg["document"] = {"file_id": file_id, "file_unique_id": unique, "file_name": file_name,
-                               "mime_type": mime_type}
+            msg["document"] = {
+                "file_id": file_id,
+                "file_unique_id": unique,
+                "file_name": file_name,
+                "mime_type": mime_type,
+            }
             if report_size:  # Telegram may leave file_size out
                 msg["document"]["file_size"] = self.files[file_id].size
         if caption is not None:
@@ -366,13 +403,20 @@ class FakeTelegram:
     # ------------------------------------------------------------------------------ methods
 
     async def _m_getme(self, p: dict[str, Any]) -> dict[str, Any]:
-        return {**self.bot_user, "can_join_groups": True, "can_read_all_group_messages": not self.privacy_mode,
-                "supports_inline_queries": False}
+        return {
+            **self.bot_user,
+            "can_join_groups": True,
+            "can_read_all_group_messages": not self.privacy_mode,
+            "supports_inline_queries": False,
+        }
 
     async def _m_getupdates(self, p: dict[str, Any]) -> list[dict[str, Any]]:
         if self.webhook is not None:
-            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active; "
-                                "use deleteWebhook to delete the webhook first")
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first",
+            )
         offset, limit = int(p.get("offset") or 0), int(p.get("limit") or 100)
         allowed = p.get("allowed_updates") or []
         self._updates = [u for u in self._updates if u["update_id"] >= offset]
@@ -387,8 +431,11 @@ class FakeTelegram:
         return ready()
 
     async def _m_setwebhook(self, p: dict[str, Any]) -> bool:
-        self.webhook = {"url": p.get("url"), "secret_token": p.get("secret_token"),
-                        "allowed_updates": p.get("allowed_updates")}
+        self.webhook = {
+            "url": p.get("url"),
+            "secret_token": p.get("secret_token"),
+            "allowed_updates": p.get("allowed_updates"),
+        }
         if p.get("drop_pending_updates"):
             self._updates.clear()
         return True
@@ -400,8 +447,11 @@ class FakeTelegram:
         return True
 
     async def _m_getwebhookinfo(self, p: dict[str, Any]) -> dict[str, Any]:
-        return {"url": (self.webhook or {}).get("url") or "", "has_custom_certificate": False,
-                "pending_update_count": len(self._updates)}
+        return {
+            "url": (self.webhook or {}).get("url") or "",
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._updates),
+        }
 
     async def _m_setmycommands(self, p: dict[str, Any]) -> bool:
         commands = p.get("commands") or []
@@ -424,8 +474,13 @@ class FakeTelegram:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
         text = self._check_text(p.get("text"))
         self._check_markup(p.get("reply_markup"))
-        msg: dict[str, Any] = {"message_id": self._next_message_id(chat["id"]), "date": int(time.time()),
-                               "chat": chat, "from": self.bot_user, "text": text}
+        msg: dict[str, Any] = {
+            "message_id": self._next_message_id(chat["id"]),
+            "date": int(time.time()),
+            "chat": chat,
+            "from": self.bot_user,
+            "text": text,
+        }
         reply = p.get("reply_parameters") or {}
         if reply.get("message_id"):
             target = self.messages.get(chat["id"], {}).get(int(reply["message_id"]))
@@ -449,8 +504,11 @@ class FakeTelegram:
         self._check_markup(p.get("reply_markup"))
         markup = p.get("reply_markup") or None
         if msg.get("text") == text and msg.get("reply_markup") == markup:
-            raise ApiError(400, "Bad Request: message is not modified: specified new message content and reply "
-                                "markup are exactly the same as a current content and reply markup of the message")
+            raise ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply "
+                "markup are exactly the same as a current content and reply markup of the message",
+            )
         msg["text"], msg["edit_date"] = text, int(time.time())
         msg.pop("entities", None)
         _set_markup(msg, markup)
@@ -463,8 +521,11 @@ class FakeTelegram:
         self._check_markup(p.get("reply_markup"))
         markup = p.get("reply_markup") or None
         if msg.get("reply_markup") == markup:
-            raise ApiError(400, "Bad Request: message is not modified: specified new message content and reply "
-                                "markup are exactly the same as a current content and reply markup of the message")
+            raise ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply "
+                "markup are exactly the same as a current content and reply markup of the message",
+            )
         _set_markup(msg, markup)
         msg["edit_date"] = int(time.time())
         return msg
@@ -500,9 +561,11 @@ class FakeTelegram:
 
     async def _m_getchatadministrators(self, p: dict[str, Any]) -> list[dict[str, Any]]:
         chat = self._chat(p.get("chat_id"))
-        return [_member(status, self.member_users.get(uid) or self.user(uid))
-                for (cid, uid), status in self.members.items()
-                if cid == chat["id"] and status in ("creator", "administrator")]
+        return [
+            _member(status, self.member_users.get(uid) or self.user(uid))
+            for (cid, uid), status in self.members.items()
+            if cid == chat["id"] and status in ("creator", "administrator")
+        ]
 
 
 # ---------------------------------------------------------------------------------- wire helpers
@@ -562,10 +625,25 @@ def _member(status: str, user: dict[str, Any]) -> dict[str, Any]:
     if status == "creator":
         base["is_anonymous"] = False
     elif status == "administrator":
-        base.update({k: True for k in (
-            "can_be_edited", "can_manage_chat", "can_delete_messages", "can_manage_video_chats",
-            "can_restrict_members", "can_promote_members", "can_change_info", "can_invite_users",
-            "can_post_stories", "can_edit_stories", "can_delete_stories")}, is_anonymous=False)
+        base.update(
+            {
+                k: True
+                for k in (
+                    "can_be_edited",
+                    "can_manage_chat",
+                    "can_delete_messages",
+                    "can_manage_video_chats",
+                    "can_restrict_members",
+                    "can_promote_members",
+                    "can_change_info",
+                    "can_invite_users",
+                    "can_post_stories",
+                    "can_edit_stories",
+                    "can_delete_stories",
+                )
+            },
+            is_anonymous=False,
+        )
     return base
 
 

@@ -20,8 +20,9 @@ async def test_wrong_damaged_and_oversized_files_get_a_clear_answer(fake, settin
     ann = fake.user(7, "Ann")
     chat = fake.private_chat(ann)
     async with bot_stack(settings) as stack:
-        pdf = fake.send(chat, ann, document=b"%PDF-1.7 not an image", mime_type="application/pdf",
-                        file_name="report.pdf")
+        pdf = fake.send(
+            chat, ann, document=b"%PDF-1.7 not an image", mime_type="application/pdf", file_name="report.pdf"
+        )
         assert "isn't an image" in (await fake.wait_reply(chat["id"], pdf["message_id"]))["text"]
 
         damaged = png()[:60]  # a PNG cut short
@@ -79,8 +80,7 @@ async def test_a_flood_of_photos_gets_busy_answers_with_a_retry_time(fake, tmp_p
         assert all(r["text"].endswith(" s.") for r in busy)
         # Refused before downloading: only the two accepted photos were fetched from Telegram.
         assert len(fake.calls_of("<download>")) == 2
-        captions = [p for p in photos if p["message_id"] not in
-                    {r["reply_to_message"]["message_id"] for r in busy}]
+        captions = [p for p in photos if p["message_id"] not in {r["reply_to_message"]["message_id"] for r in busy}]
         for photo in captions:
             await wait_caption(fake, photo)
 

@@ -73,8 +73,11 @@ async def test_forget_needs_the_askers_confirmation_and_deletes_everything(fake,
         assert [data for _, data in buttons(confirm)] == ["f1:7:y", "f1:7:n"]
 
         intruder = await wait_answer(fake, fake.press(confirm, "f1:7:y", bob))  # Bob can't confirm for Ann
-        assert intruder == {"callback_query_id": intruder["callback_query_id"],
-                            "text": "Only the person who asked can confirm this.", "show_alert": True}
+        assert intruder == {
+            "callback_query_id": intruder["callback_query_id"],
+            "text": "Only the person who asked can confirm this.",
+            "show_alert": True,
+        }
         assert (await stack.service.stats(platform="telegram", platform_user_id=7)).requests == 1
 
         await wait_answer(fake, fake.press(confirm, "f1:7:y", ann))
@@ -95,6 +98,7 @@ async def test_forget_needs_the_askers_confirmation_and_deletes_everything(fake,
         again = fake.send(group, ann, text="/forget")
         confirm = await fake.wait_reply(group["id"], again["message_id"], having="This can't be undone")
         await wait_answer(fake, fake.press(confirm, "f1:7:n", ann))
-        await fake.wait_for(lambda: fake.messages[group["id"]][confirm["message_id"]]["text"]
-                            == "Okay, I kept everything.")
+        await fake.wait_for(
+            lambda: fake.messages[group["id"]][confirm["message_id"]]["text"] == "Okay, I kept everything."
+        )
         assert not fake.unanswered_callbacks()

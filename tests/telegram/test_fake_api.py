@@ -18,8 +18,9 @@ async def test_form_multipart_and_json_bodies_are_understood(fake: FakeTelegram)
     api = f"{fake.base_url}{fake.token}"
     markup = {"inline_keyboard": [[{"text": "A", "callback_data": "r1:1:1"}]]}
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{api}/sendMessage", data={"chat_id": "7", "text": "form",
-                                                         "reply_markup": json.dumps(markup)}) as r:
+        async with http.post(
+            f"{api}/sendMessage", data={"chat_id": "7", "text": "form", "reply_markup": json.dumps(markup)}
+        ) as r:
             assert (await r.json())["result"]["reply_markup"] == markup
         form = aiohttp.FormData()
         form.add_field("chat_id", "7")
@@ -35,11 +36,15 @@ async def test_form_multipart_and_json_bodies_are_understood(fake: FakeTelegram)
             assert r.status == 401
         async with http.post(f"{api}/noSuchMethod") as r:
             assert r.status == 404 and (await r.json())["description"] == "Not Found"
-        async with http.post(f"{api}/sendMessage", data={"chat_id": "7", "text": "x",
-                                                         "reply_parameters": '{"message_id": 999}'}) as r:
+        async with http.post(
+            f"{api}/sendMessage", data={"chat_id": "7", "text": "x", "reply_parameters": '{"message_id": 999}'}
+        ) as r:
             assert (await r.json())["description"] == "Bad Request: message to be replied not found"
     assert [c.content_type for c in fake.calls_of("sendMessage")][:3] == [
-        "application/x-www-form-urlencoded", "multipart/form-data", "application/json"]
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+        "application/json",
+    ]
     assert [m["text"] for m in fake.bot_messages(chat["id"])] == ["form", "multipart", "json"]
 
 

@@ -86,11 +86,18 @@ async def test_group_correction_prompt_mentions_the_user_and_is_selective(fake, 
         fake.press(reply, f"c1:{cid}", bob)  # anyone may suggest a caption
         prompt = await fake.wait_reply(group["id"], reply["message_id"], having="Bob, ")
         [call] = fake.calls_of("sendMessage", text=prompt["text"])
-        assert call.params["reply_markup"] == {"force_reply": True, "selective": True,
-                                               "input_field_placeholder": "A better caption"}
+        assert call.params["reply_markup"] == {
+            "force_reply": True,
+            "selective": True,
+            "input_field_placeholder": "A better caption",
+        }
         [mention] = call.params["entities"]
-        assert (mention["type"], mention["offset"], mention["length"], mention["user"]["id"]) == \
-            ("text_mention", 0, 3, 8)
+        assert (mention["type"], mention["offset"], mention["length"], mention["user"]["id"]) == (
+            "text_mention",
+            0,
+            3,
+            8,
+        )
 
         # Privacy mode lets replies to the bot through.
         answer = fake.send(group, bob, text="Two cats on a sofa, @CaptionTestBot", reply_to=prompt)  # not a /caption

@@ -26,7 +26,8 @@ async def test_private_photo_is_captioned_in_reply_with_buttons(fake, settings):
         assert [c.params["file_id"] for c in fake.calls_of("getFile")] == [largest]  # only the largest size
         assert fake.calls_of("sendChatAction", chat_id=7, action="typing")
         assert {c.content_type for c in fake.calls if c.params and c.method != "<download>"} == {
-            "application/x-www-form-urlencoded"}  # what PTB sends
+            "application/x-www-form-urlencoded"
+        }  # what PTB sends
         text = reply["text"]
         assert text[0].isupper() and text.rstrip().endswith((".", ")"))  # the caption first, as a sentence
         cid = caption_id_of(reply)
@@ -72,15 +73,18 @@ async def test_image_files_and_forwarded_photos_are_captioned(fake, settings):
     chat = fake.private_chat(ann)
     async with bot_stack(settings) as _stack:
         # Telegram often labels HEIC files application/octet-stream: the name tells us it's an image.
-        heic_file = fake.send(chat, ann, document=heic(), mime_type="application/octet-stream",
-                              file_name="IMG_0001.HEIC")
+        heic_file = fake.send(
+            chat, ann, document=heic(), mime_type="application/octet-stream", file_name="IMG_0001.HEIC"
+        )
         webp_file = fake.send(chat, ann, document=webp(), mime_type="image/webp", file_name="cat.webp")
         forwarded = fake.send(chat, ann, photo=png("yellow"), forward_from=fake.user(99, "Bob"))
         for message in (heic_file, webp_file, forwarded):
             reply = await wait_caption(fake, message)
             assert caption_id_of(reply)
         assert {c.params["file_id"] for c in fake.calls_of("getFile")} >= {
-            heic_file["document"]["file_id"], webp_file["document"]["file_id"]}
+            heic_file["document"]["file_id"],
+            webp_file["document"]["file_id"],
+        }
 
 
 async def test_album_photos_each_get_a_reply_in_album_order(fake, settings):
@@ -101,8 +105,9 @@ async def test_slow_answer_says_queue_position_then_edits_it_into_the_caption(fa
     chat = fake.private_chat(ann)
     gate = tmp_path / "gate"  # the worker holds its first batch until this file exists
     try:
-        async with bot_stack(settings, telegram={"status_after_s": 0.05},
-                             worker_overrides={"batch_gate": gate}) as _stack:
+        async with bot_stack(
+            settings, telegram={"status_after_s": 0.05}, worker_overrides={"batch_gate": gate}
+        ) as _stack:
             photo = fake.send(chat, ann, photo=png("red"))
             status = await fake.wait_reply(chat["id"], photo["message_id"])
             assert "queue" in status["text"] or "now" in status["text"]
@@ -121,8 +126,9 @@ async def test_a_slow_album_gets_one_queue_status_then_a_reply_per_photo(fake, s
     chat = fake.private_chat(ann)
     gate = tmp_path / "gate"
     try:
-        async with bot_stack(settings, telegram={"status_after_s": 0.05},
-                             worker_overrides={"batch_gate": gate}) as stack:
+        async with bot_stack(
+            settings, telegram={"status_after_s": 0.05}, worker_overrides={"batch_gate": gate}
+        ) as stack:
             album = [fake.send(chat, ann, photo=png(c), media_group_id="a2") for c in ("red", "green")]
             await until(lambda: _count_requests(stack, 2))
             status = await fake.wait_reply(chat["id"], album[0]["message_id"])

@@ -37,8 +37,9 @@ async def test_buttons_and_prompts_from_before_a_restart_still_work(fake, settin
         denied = await wait_answer(fake, fake.press(confirm, "f1:8:y", ann))
         assert denied["show_alert"] is True
         await wait_answer(fake, fake.press(confirm, "f1:8:y", bob))
-        await fake.wait_for(lambda: fake.messages[group["id"]][confirm["message_id"]]["text"]
-                            == "I had nothing stored about you.")
+        await fake.wait_for(
+            lambda: fake.messages[group["id"]][confirm["message_id"]]["text"] == "I had nothing stored about you."
+        )
         assert not fake.unanswered_callbacks()
 
 

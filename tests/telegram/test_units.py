@@ -22,8 +22,24 @@ def test_callback_data_round_trips_within_64_bytes(action):
     assert keyboards.decode(data) == action
 
 
-@pytest.mark.parametrize("data", [None, "", "r0:1:1", "r1:1:0", "r1:1:5", "r1:01:1", "r1:-1:1", "c1:", "c1:x",
-                                  "f1:7:maybe", "r1:1:1:extra", "x" * 64, "r1:99999999999999999999:1"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        "",
+        "r0:1:1",
+        "r1:1:0",
+        "r1:1:5",
+        "r1:01:1",
+        "r1:-1:1",
+        "c1:",
+        "c1:x",
+        "f1:7:maybe",
+        "r1:1:1:extra",
+        "x" * 64,
+        "r1:99999999999999999999:1",
+    ],
+)
 def test_unknown_or_malformed_callback_data_decodes_to_none(data):
     assert keyboards.decode(data) is None
 
@@ -52,8 +68,10 @@ def test_caption_text_reads_as_a_sentence():
 
 
 def test_api_urls_and_download_limit():
-    assert api_urls("https://api.telegram.org/bot") == ("https://api.telegram.org/bot",
-                                                        "https://api.telegram.org/file/bot")
+    assert api_urls("https://api.telegram.org/bot") == (
+        "https://api.telegram.org/bot",
+        "https://api.telegram.org/file/bot",
+    )
     assert api_urls("http://tg-api:8081/") == ("http://tg-api:8081/bot", "http://tg-api:8081/file/bot")
     assert api_urls("http://h/bot{token}") == ("http://h/bot{token}", "http://h/file/bot{token}")
     assert download_limit("https://api.telegram.org/bot", 50 * 2**20) == 20 * 2**20
@@ -100,10 +118,17 @@ def test_a_failed_request_is_answered_with_its_message_and_no_buttons():
     from bot.telegram.delivery import render
     from captionbot.service import Delivery
 
-    common = dict(request_id="r", platform="telegram", platform_chat_id="7", chat_kind="private",
-                  platform_user_id="7", source_message_id="3", status_message_id=None, reply_context={})
-    failed = Delivery(status="failed", failure_code="bad_image", failure_message="That image seems damaged.",
-                      **common)
+    common = dict(
+        request_id="r",
+        platform="telegram",
+        platform_chat_id="7",
+        chat_kind="private",
+        platform_user_id="7",
+        source_message_id="3",
+        status_message_id=None,
+        reply_context={},
+    )
+    failed = Delivery(status="failed", failure_code="bad_image", failure_message="That image seems damaged.", **common)
     assert render(failed) == ("That image seems damaged.", None)
     done = Delivery(status="done", caption_id=9, text="a cat on a sofa", confidence=0.8, **common)
     text, markup = render(done)

@@ -25,15 +25,24 @@ def free_port() -> int:
 async def test_webhook_mode_checks_the_secret_token(fake, tmp_path, backend):
     port = free_port()
     settings = telegram_settings(
-        tmp_path, backend, fake, telegram_use_webhook=True, telegram_webhook_url="https://bot.example.test/tg/hook",
-        telegram_webhook_listen="127.0.0.1", telegram_webhook_port=port, telegram_webhook_secret_token=SECRET,
+        tmp_path,
+        backend,
+        fake,
+        telegram_use_webhook=True,
+        telegram_webhook_url="https://bot.example.test/tg/hook",
+        telegram_webhook_listen="127.0.0.1",
+        telegram_webhook_port=port,
+        telegram_webhook_secret_token=SECRET,
     )
     ann = fake.user(7, "Ann")
     chat = fake.private_chat(ann)
     url = f"http://127.0.0.1:{port}/tg/hook"
     async with bot_stack(settings, via_runtime=True) as _stack:
-        assert fake.webhook == {"url": "https://bot.example.test/tg/hook", "secret_token": SECRET,
-                                "allowed_updates": ["message", "callback_query"]}
+        assert fake.webhook == {
+            "url": "https://bot.example.test/tg/hook",
+            "secret_token": SECRET,
+            "allowed_updates": ["message", "callback_query"],
+        }
         photo = fake.send(chat, ann, photo=png(), deliver=False)
         update = {"update_id": 1, "message": photo}
         async with aiohttp.ClientSession() as http:

@@ -32,8 +32,12 @@ def register(application: Application) -> None:
         add(CommandHandler(name, callback, filters=_NEW))
     add(MessageHandler(_NEW & filters.ChatType.PRIVATE & _MEDIA, photos.on_private_image))
     add(MessageHandler(_NEW & filters.ChatType.GROUPS & _MEDIA, photos.on_group_image))
-    add(MessageHandler(_NEW & filters.ChatType.GROUPS & filters.TEXT & ~filters.COMMAND & photos.MentionsMe(),
-                       photos.on_caption_command))
+    add(
+        MessageHandler(
+            _NEW & filters.ChatType.GROUPS & filters.TEXT & ~filters.COMMAND & photos.MentionsMe(),
+            photos.on_caption_command,
+        )
+    )
     add(MessageHandler(_NEW & filters.ChatType.PRIVATE, commands.on_anything_else))
     add(CallbackQueryHandler(feedback.on_button))
     application.add_error_handler(on_error)

@@ -37,11 +37,20 @@ async def on_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     service = deps(context).service
     mine = await service.stats(platform=PLATFORM, platform_user_id=update.effective_user.id)
     overview = await store.model_overview(service)
-    await message.reply_text(texts.stats(
-        model=overview.model, total_captions=overview.total_captions, requests=mine.requests,
-        captions=mine.captions, pending=mine.pending, failed=mine.failed, ratings=mine.ratings,
-        corrections=mine.corrections, opted_out=mine.opted_out,
-    ), do_quote=message.chat.type != ChatType.PRIVATE)
+    await message.reply_text(
+        texts.stats(
+            model=overview.model,
+            total_captions=overview.total_captions,
+            requests=mine.requests,
+            captions=mine.captions,
+            pending=mine.pending,
+            failed=mine.failed,
+            ratings=mine.ratings,
+            corrections=mine.corrections,
+            opted_out=mine.opted_out,
+        ),
+        do_quote=message.chat.type != ChatType.PRIVATE,
+    )
 
 
 async def on_optout(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -58,15 +67,19 @@ async def _set_opt_out(update: Update, context: ContextTypes.DEFAULT_TYPE, *, op
     await deps(context).service.set_opt_out(
         platform=PLATFORM, platform_user_id=update.effective_user.id, opt_out=opt_out
     )
-    await message.reply_text(texts.OPTED_OUT if opt_out else texts.OPTED_IN,
-                             do_quote=message.chat.type != ChatType.PRIVATE)
+    await message.reply_text(
+        texts.OPTED_OUT if opt_out else texts.OPTED_IN, do_quote=message.chat.type != ChatType.PRIVATE
+    )
 
 
 async def on_forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Ask first; the buttons carry the asker's id, so only they can confirm (even after a restart)."""
     if message := _message(update):
-        await message.reply_text(texts.FORGET_ASK, reply_markup=keyboards.forget_keyboard(update.effective_user.id),
-                                 do_quote=message.chat.type != ChatType.PRIVATE)
+        await message.reply_text(
+            texts.FORGET_ASK,
+            reply_markup=keyboards.forget_keyboard(update.effective_user.id),
+            do_quote=message.chat.type != ChatType.PRIVATE,
+        )
 
 
 async def on_autocaption(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

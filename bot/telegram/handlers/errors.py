@@ -23,8 +23,11 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     try:
         if update.callback_query is not None:
             await update.callback_query.answer(texts.ERROR)
-        elif update.effective_message is not None and update.effective_chat is not None \
-                and update.effective_chat.type == ChatType.PRIVATE:
+        elif (
+            update.effective_message is not None
+            and update.effective_chat is not None
+            and update.effective_chat.type == ChatType.PRIVATE
+        ):
             await update.effective_message.reply_text(texts.ERROR)
     except TelegramError:  # already answered, or Telegram unreachable: nothing more to do
         pass

@@ -42,7 +42,9 @@ async def _rate(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE, action
     """Anyone who can see the caption may rate it; the rating is theirs (one per person, changeable)."""
     try:
         state = await deps(context).service.rate(
-            caption_id=action.caption_id, platform=PLATFORM, platform_user_id=query.from_user.id,
+            caption_id=action.caption_id,
+            platform=PLATFORM,
+            platform_user_id=query.from_user.id,
             rating=action.rating,
         )
     except UnknownCaptionError:
@@ -55,8 +57,9 @@ async def _rate(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE, action
     await query.answer(texts.rated(action.rating))
     ups, downs = keyboards.thumbs_counts(state.ratings, state.score)
     private = query.message is not None and query.message.chat.type == ChatType.PRIVATE
-    markup = keyboards.caption_keyboard(action.caption_id, mine=state.rating, ups=ups, downs=downs,
-                                        show_counts=not private)
+    markup = keyboards.caption_keyboard(
+        action.caption_id, mine=state.rating, ups=ups, downs=downs, show_counts=not private
+    )
     await _edit_markup(query, markup)
 
 
@@ -75,12 +78,17 @@ async def _ask_for_correction(
     name = None if private else query.from_user.first_name
     text = texts.correction_prompt(action.caption_id, name)
     # In a group, the mention makes the ForceReply "selective": only this user's reply box opens.
-    entities = [MessageEntity(MessageEntityType.TEXT_MENTION, 0, _utf16_len(name), user=query.from_user)] if name \
-        else None
-    reply_to = ReplyParameters(message.message_id, allow_sending_without_reply=True) \
-        if isinstance(message, Message) else None
+    entities = (
+        [MessageEntity(MessageEntityType.TEXT_MENTION, 0, _utf16_len(name), user=query.from_user)] if name else None
+    )
+    reply_to = (
+        ReplyParameters(message.message_id, allow_sending_without_reply=True) if isinstance(message, Message) else None
+    )
     await context.bot.send_message(
-        chat_id, text, entities=entities, reply_parameters=reply_to,
+        chat_id,
+        text,
+        entities=entities,
+        reply_parameters=reply_to,
         message_thread_id=topic_id(message) if isinstance(message, Message) else None,
         reply_markup=ForceReply(selective=True, input_field_placeholder=texts.CORRECTION_PLACEHOLDER),
     )
@@ -96,8 +104,7 @@ async def _forget(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE, acti
         return
     report = await deps(context).service.forget(platform=PLATFORM, platform_user_id=query.from_user.id)
     await query.answer()
-    done = texts.forgotten(report.requests, report.captions, report.feedback) if report.found else \
-        texts.FORGET_NOTHING
+    done = texts.forgotten(report.requests, report.captions, report.feedback) if report.found else texts.FORGET_NOTHING
     await _edit_text(query, done)
 
 

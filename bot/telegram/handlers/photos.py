@@ -21,8 +21,10 @@ def _my_name(message: Message) -> str:
 def mentions_me(message: Message) -> bool:
     """``@ThisBot`` appears in the message's text or caption."""
     me = "@" + _my_name(message)
-    found = {**message.parse_entities([MessageEntity.MENTION]),
-             **message.parse_caption_entities([MessageEntity.MENTION])}
+    found = {
+        **message.parse_entities([MessageEntity.MENTION]),
+        **message.parse_caption_entities([MessageEntity.MENTION]),
+    }
     return any(text.lower() == me for text in found.values())
 
 
