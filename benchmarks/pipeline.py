@@ -125,7 +125,7 @@ async def run_one(
     photos: list[bytes],
     torch_threads: int = 0,
 ) -> Row:
-    from captionbot.runtime import Stack
+    from captionbot_cli.runtime import Stack
     from captionbot.settings import Settings
 
     db_kind = "sqlite"

@@ -514,7 +514,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-gate", type=Path, default=None, help=argparse.SUPPRESS)  # tests only
     args = parser.parse_args(argv)
 
-    from captionbot.runtime import run_worker_blocking
+    from captionbot_cli.runtime import run_worker_blocking
     from captionbot.settings import Settings
 
     raise SystemExit(run_worker_blocking(Settings(), batch_gate=args.batch_gate))

@@ -238,7 +238,7 @@ async def _some_delivered(procs: Processes) -> bool:
 
 def _bot_main(calls_file: str) -> None:
     """A bot process whose "chat adapter" appends each delivered request id to ``calls_file``."""
-    from captionbot.runtime import register_adapter_factory, serve
+    from captionbot_cli.runtime import register_adapter_factory, serve
     from captionbot.settings import Settings
 
     class Recorder:
@@ -261,7 +261,7 @@ def _bot_main(calls_file: str) -> None:
             pass
 
     register_adapter_factory("recorder", lambda _settings, service: Recorder(service))
-    from captionbot.runtime import configure_logging
+    from captionbot_cli.runtime import configure_logging
 
     settings = Settings()
     configure_logging(settings.log_level)

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
-from captionbot.cli import app
+from captionbot_cli.main import app
 from captionbot.storage import queries as q
 from captionbot.storage.imagestore import ImageStore, sha256_hex
 from captionbot.storage.models import Caption, ModelStatus, utcnow

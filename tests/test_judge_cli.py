@@ -5,7 +5,7 @@ import json
 from PIL import Image
 from typer.testing import CliRunner
 
-from captionbot.cli import app
+from captionbot_cli.main import app
 from tests.tiny_model import make_tiny_checkpoint
 
 runner = CliRunner()

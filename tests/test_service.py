@@ -269,7 +269,7 @@ async def test_band_hint_and_labels_go_from_the_worker_through_storage_to_the_de
 
 
 def test_the_all_in_one_process_leaves_a_core_to_the_bots_and_database(monkeypatch):
-    from captionbot.runtime import model_threads
+    from captionbot_cli.runtime import model_threads
 
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     assert model_threads(0, "all") == 7 and model_threads(0, "worker") == 0  # 0: torch's default

@@ -76,7 +76,7 @@ def test_run_writes_curves_metrics_and_resumes(trained):
 def test_cli_eval_and_caption_on_the_trained_model(trained, tmp_path):
     from typer.testing import CliRunner
 
-    from captionbot.cli import app
+    from captionbot_cli.main import app
 
     root, _, best = trained
     runner = CliRunner()
@@ -139,7 +139,7 @@ def test_mirrored_views_swap_left_and_right_and_pick_mirrored_grids(tmp_path):
 
 
 def test_scst_reward_counts_the_caption_end_so_cut_off_captions_lose():
-    from training.metrics import CiderD
+    from training.cider import CiderD
     from training.scst import with_eos
 
     refs = {0: ["A dog runs on the grass.", "a brown dog is running through the grass"], 1: ["a man rides a bike"]}

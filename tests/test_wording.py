@@ -59,7 +59,7 @@ def test_captionbot_caption_says_what_the_bots_say_and_json_keeps_the_raw_captio
     from PIL import Image
     from typer.testing import CliRunner
 
-    from captionbot.cli import app
+    from captionbot_cli.main import app
     from tests.tiny_model import make_banded_checkpoint
 
     photo = tmp_path / "p.png"

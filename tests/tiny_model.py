@@ -254,8 +254,8 @@ async def open_pipeline(
     role: str = "all",
     **open_kwargs: Any,
 ) -> AsyncIterator[Any]:
-    """A started :class:`captionbot.runtime.Stack` whose ``platform`` deliveries go to ``recorder``."""
-    from captionbot.runtime import Stack
+    """A started :class:`captionbot_cli.runtime.Stack` whose ``platform`` deliveries go to ``recorder``."""
+    from captionbot_cli.runtime import Stack
 
     def register(stack: Any) -> None:
         if recorder is not None and stack.service is not None:

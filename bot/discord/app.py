@@ -1,6 +1,6 @@
 """The Discord bot: a discord.py client wired to the :class:`~captionbot.service.CaptionService`.
 
-``build(settings, service)`` is the adapter factory ``captionbot.runtime`` calls (by name, only
+``build(settings, service)`` is the adapter factory ``captionbot_cli.runtime`` calls (by name, only
 when ``DISCORD_BOT_TOKEN`` is set). It registers the delivery handler at once, before the queues
 start, and returns a :class:`DiscordAdapter` whose ``start()`` logs in (which runs ``setup_hook``:
 persistent buttons, command sync) and connects in the background, and whose ``stop()`` closes.
@@ -121,7 +121,7 @@ class CaptionBot(discord.Client):
 
 
 class DiscordAdapter:
-    """What ``captionbot.runtime`` runs: ``start()`` logs in and connects; ``stop()`` closes."""
+    """What ``captionbot_cli.runtime`` runs: ``start()`` logs in and connects; ``stop()`` closes."""
 
     def __init__(self, bot: CaptionBot, token: str) -> None:
         self.bot = bot

@@ -1,6 +1,6 @@
 """The Telegram adapter: one place that wires python-telegram-bot to the CaptionService.
 
-``captionbot.runtime`` calls :func:`build` (``"telegram" -> "bot.telegram.app:build"``) before the
+``captionbot_cli.runtime`` calls :func:`build` (``"telegram" -> "bot.telegram.app:build"``) before the
 queues start, so the delivery handler is registered in time; then ``await adapter.start()``.
 
 * API base URL from ``CAPTIONBOT_TELEGRAM_API_BASE_URL`` (a self-hosted Bot API server works, and
@@ -31,7 +31,7 @@ from bot.telegram.delivery import TelegramDelivery
 from bot.telegram.deps import Deps, install
 from bot.telegram.progress import Progress
 from bot.telegram.ratelimit import MessageRateLimiter
-from captionbot.runtime import StartupError
+from captionbot.errors import StartupError
 from captionbot.service import CaptionService
 
 log = logging.getLogger(__name__)

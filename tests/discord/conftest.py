@@ -1,7 +1,7 @@
 """The Discord bot against simcord's in-process Discord, on the real stack.
 
 ``world``: a migrated SQLite database, the memory:// queues, the caption worker with the tiny test
-model and the :class:`~captionbot.service.CaptionService` (``captionbot.runtime.Stack``), the bot
+model and the :class:`~captionbot.service.CaptionService` (``captionbot_cli.runtime.Stack``), the bot
 built by the production factory ``bot.discord.app:build``, and a simcord ``Env`` running it: one
 server with a #general channel and two members, alice and bob.
 
@@ -27,7 +27,7 @@ import simcord
 
 from bot.discord.app import CaptionBot, build
 from bot.discord.images import DISCORD_MEDIA_HOSTS
-from captionbot.runtime import Stack
+from captionbot_cli.runtime import Stack
 from captionbot.storage.db import upgrade_async
 from tests.tiny_model import Backend, make_settings
 

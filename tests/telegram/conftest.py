@@ -60,7 +60,7 @@ async def bot_stack(
     message is then off unless asked for (``status_after_s``), so replies are deterministic.
     """
     from bot.telegram.app import build
-    from captionbot.runtime import Stack
+    from captionbot_cli.runtime import Stack
 
     if via_runtime:
         stack = await Stack.open(settings, "all", **open_kwargs)

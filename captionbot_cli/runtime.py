@@ -44,6 +44,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from captionbot.broker import Queues
+from captionbot.errors import StartupError
 from captionbot.observability import HealthServer
 from captionbot.service import CaptionService
 from captionbot.storage.db import (
@@ -120,10 +121,6 @@ def _build_adapter(name: str, settings: Any, service: CaptionService) -> ChatAda
                 f"Install its extra: pip install 'captionbot[{name}]'"
             ) from exc
     return factory(settings, service)  # type: ignore[operator]
-
-
-class StartupError(RuntimeError):
-    """A configuration problem worth a one-line message instead of a traceback."""
 
 
 def _is_sqlite(url: str) -> bool:

@@ -1,0 +1,5 @@
+"""``python -m captionbot_cli``: the same as the `captionbot` command."""
+
+from captionbot_cli.main import main
+
+main()

@@ -1,0 +1,180 @@
+"""`captionbot caption | explain | judge`: the model on local photos (torch is imported inside)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from captionbot_cli.common import need_model_extra
+
+
+def caption(
+    photos: Annotated[list[Path], typer.Argument(help="Image files (JPEG, PNG, WebP, GIF, HEIC...)")],
+    beam: Annotated[int, typer.Option(min=1, max=10, help="Beam size (1 = greedy)")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
+    model: Annotated[Path | None, typer.Option(help="Checkpoint file (default: the shipped model)")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+) -> None:
+    """Caption photos: one line per photo, phrased as the bots phrase it ("Probably ...", "I can't
+    describe this photo well. It may show a cat." when the model is unsure)."""
+    need_model_extra()
+    from captionbot.images import ImageError, load_image
+    from captionbot.wording import describe
+    from captioner.checkpoint import CheckpointError
+    from captioner.inference import CaptionEngine
+
+    try:
+        engine = CaptionEngine.load(model, device=device)
+    except CheckpointError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    failed = 0
+    loaded: list[tuple[Path, object]] = []
+    for photo in photos:
+        try:
+            loaded.append((photo, load_image(photo)))
+        except (ImageError, OSError) as exc:
+            failed += 1
+            message = getattr(exc, "user_message", None) or str(exc)
+            if as_json:
+                typer.echo(json.dumps({"image": str(photo), "error": message}))
+            else:
+                typer.echo(f"{photo}: error: {message}", err=True)
+    for start in range(0, len(loaded), batch_size):
+        chunk = loaded[start : start + batch_size]
+        results = engine.caption([im for _, im in chunk], beam_size=beam)
+        for (photo, _), res in zip(chunk, results, strict=True):
+            if as_json:
+                row = {
+                    "image": str(photo),
+                    "caption": res.text,
+                    "confidence": round(res.confidence, 4),
+                    "band": res.band,
+                    "hint": res.hint,
+                    "labels": res.labels,
+                }
+                typer.echo(json.dumps(row))
+                continue
+            said = describe(res.text, band=res.band, hint=res.hint)  # as the bots say it
+            typer.echo(said if len(photos) == 1 else f"{photo}: {said}")
+    if failed:
+        raise typer.Exit(1)
+
+
+def explain(
+    photo: Path,
+    out: Annotated[Path, typer.Option(help="PNG to write")] = Path("attention.png"),
+    beam: Annotated[int, typer.Option(min=1, max=10)] = 3,
+    model: Annotated[Path | None, typer.Option(help="Checkpoint file (default: the shipped model)")] = None,
+) -> None:
+    """Write a picture of the photo with the attention map of every generated word."""
+    need_model_extra()
+    from captionbot.images import ImageError, load_image
+    from captioner.explain import attention_figure
+    from captioner.inference import CaptionEngine
+
+    try:
+        image = load_image(photo)
+    except (ImageError, OSError) as exc:
+        typer.echo(f"{photo}: error: {getattr(exc, 'user_message', None) or exc}", err=True)
+        raise typer.Exit(1) from None
+    engine = CaptionEngine.load(model)
+    [res] = engine.caption([image], beam_size=beam, with_attention=True)
+    attention_figure(image, res, out)
+    typer.echo(f"{res.text}\nwrote {out}")
+
+
+MAX_JUDGED_CAPTION = 500  # characters; longer is not a caption
+
+
+def _judge_problem(caption: object) -> str | None:
+    """Why a caption can't be judged, in one line, or None."""
+    if not isinstance(caption, str) or not caption.strip():
+        return "the caption is empty"
+    if len(caption) > MAX_JUDGED_CAPTION:
+        return f"the caption is too long ({len(caption):,} characters; at most {MAX_JUDGED_CAPTION})"
+    return None
+
+
+def judge(
+    photo: Annotated[Path | None, typer.Argument(help="The photo (leave out with --pairs)")] = None,
+    text: Annotated[str | None, typer.Argument(metavar="CAPTION", help="The caption to judge")] = None,
+    pairs: Annotated[
+        Path | None, typer.Option(help='JSONL file of {"image": path, "caption": text} lines ("-" = stdin)')
+    ] = None,
+    model: Annotated[Path | None, typer.Option(help="Checkpoint file (default: the shipped model)")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+) -> None:
+    """How likely a person accepts a caption for a photo (0..1): the score the bots give their own
+    captions. With --pairs, the input lines come back in order with "confidence" (or "error") added."""
+    if (pairs is None) == (photo is None or text is None):
+        typer.echo('error: give PHOTO "CAPTION", or --pairs FILE.jsonl', err=True)
+        raise typer.Exit(2)
+    need_model_extra()
+    from captionbot.images import ImageError, load_image
+    from captioner.checkpoint import CheckpointError
+    from captioner.inference import CaptionEngine
+
+    if pairs is None:
+        rows = [{"image": str(photo), "caption": text}]
+    else:
+        try:
+            lines = (sys.stdin.read() if str(pairs) == "-" else pairs.read_text(encoding="utf-8")).splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            typer.echo(f"error: can't read {pairs}: {getattr(exc, 'strerror', None) or exc}", err=True)
+            raise typer.Exit(2) from None
+        rows = []
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                row = {"line": n, "error": f"line {n} is not JSON"}
+            if not isinstance(row, dict):
+                row = {"line": n, "error": f'line {n} is not a {{"image", "caption"}} object'}
+            rows.append(row)
+    try:
+        engine = CaptionEngine.load(model, device=device)
+    except CheckpointError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    ready: list[tuple[dict, object]] = []
+    for row in rows:
+        if "error" in row:
+            continue
+        problem = _judge_problem(row.get("caption"))
+        if problem is None and not isinstance(row.get("image"), str):
+            problem = 'the line has no "image" path'
+        if problem is None:
+            try:
+                ready.append((row, load_image(Path(row["image"]))))
+            except FileNotFoundError:
+                problem = f"no photo at {row['image']}"
+            except (ImageError, OSError) as exc:
+                problem = f"{row['image']}: {getattr(exc, 'user_message', None) or exc}"
+        if problem is not None:
+            row["error"] = problem
+    for start in range(0, len(ready), batch_size):
+        chunk = ready[start : start + batch_size]
+        scores = engine.judge([im for _, im in chunk], [r["caption"] for r, _ in chunk])
+        for (row, _), score in zip(chunk, scores, strict=True):
+            row["confidence"] = round(score, 4)
+    failed = sum("error" in r for r in rows)
+    if pairs is None:
+        [row] = rows
+        if "error" in row:
+            typer.echo(f"error: {row['error']}", err=True)
+        else:
+            typer.echo(f"{row['confidence']:.3f}")
+    else:
+        for row in rows:
+            typer.echo(json.dumps(row))
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,77 @@
+"""The `captionbot` command line: one Typer app wiring every command module.
+
+Heavy imports (torch) happen inside the commands that need them, so a bot-only install (no torch)
+still runs `captionbot bot` and `captionbot db ...`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from captionbot_cli import captioning, model_commands, training_commands
+from captionbot_cli.common import need_model_extra
+
+app = typer.Typer(help="Describe photos in words: captioner, training, and the chat bots.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(model_commands.feedback_app, name="feedback")
+app.add_typer(model_commands.model_app, name="model")
+app.command()(captioning.caption)
+app.command()(captioning.explain)
+app.command()(captioning.judge)
+app.command()(training_commands.train)
+app.command("eval")(training_commands.evaluate_cmd)
+app.command()(training_commands.export)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration to the configured database."""
+    from captionbot.settings import Settings
+    from captionbot.storage.db import upgrade
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    typer.echo("database schema is up to date")
+
+
+# --- serving: `run`, `worker`, `bot` (queue/worker owner; the runtime is imported lazily) --------
+
+
+@app.command()
+def run() -> None:
+    """Everything in one process: worker, chat bots with a token set, metrics (default: SQLite + memory queue)."""
+    from captionbot.settings import Settings
+    from captionbot_cli.runtime import run_blocking
+
+    need_model_extra()
+    raise typer.Exit(run_blocking(Settings(), "all"))
+
+
+@app.command()
+def worker() -> None:
+    """Only the caption worker (needs a shared broker: CAPTIONBOT_BROKER_URL=redis://...)."""
+    from captionbot.settings import Settings
+    from captionbot_cli.runtime import run_blocking
+
+    need_model_extra()
+    raise typer.Exit(run_blocking(Settings(), "worker"))
+
+
+@app.command()
+def bot() -> None:
+    """Only the chat bots and result delivery (needs a shared broker; no torch needed)."""
+    from captionbot.settings import Settings
+    from captionbot_cli.runtime import run_blocking
+
+    raise typer.Exit(run_blocking(Settings(), "bot"))
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

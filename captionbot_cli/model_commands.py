@@ -1,0 +1,196 @@
+"""`captionbot feedback export` and `captionbot model register | promote | list`.
+
+Feedback becomes a JSONL dataset, `captionbot train --data feedback.jsonl --init-from current.pt`
+fine-tunes on it, and `model register` + `model promote` hand the result to running workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from captionbot_cli.common import fail, need_model_extra, open_database, run_async
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from captionbot.storage.models import ModelVersion
+
+feedback_app = typer.Typer(help="People's ratings and corrections as training data.", no_args_is_help=True)
+model_app = typer.Typer(help="Model versions: register checkpoints, promote one to the workers.", no_args_is_help=True)
+
+
+@feedback_app.command("export")
+def feedback_export(
+    out: Annotated[Path, typer.Option(help="JSONL file to write (for `captionbot train --data`)")],
+    min_rating: Annotated[int, typer.Option(help="Use uncorrected captions rated at least this")] = 1,
+    dev_fraction: Annotated[
+        float, typer.Option(min=0.0, max=0.99, help="Share of photos in the dev split (stable per photo)")
+    ] = 0.1,
+) -> None:
+    """Write corrections and well-rated captions as a fine-tuning dataset (opted-out users left out)."""
+    from captionbot.settings import Settings
+    from captionbot.storage.imagestore import ImageStore
+    from training.feedback import export_feedback
+
+    settings = Settings()
+    assert settings.image_store_dir is not None
+
+    async def export() -> Any:
+        async with open_database(settings) as factory:
+            return await export_feedback(
+                factory, ImageStore(settings.image_store_dir), out, min_rating=min_rating, dev_fraction=dev_fraction
+            )
+
+    typer.echo(run_async(export()).summary())
+
+
+def _file_sha256(path: Path) -> str:
+    """The file's sha256 (hashlib, not captioner.checkpoint: `promote` runs without torch)."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@model_app.command("register")
+def model_register(
+    path: Annotated[Path, typer.Argument(help="Checkpoint file (best.pt of a run, or an exported .pt)")],
+    name: Annotated[str | None, typer.Option(help="Version name (default: the checkpoint's own version)")] = None,
+) -> None:
+    """Record a checkpoint as a candidate version, after checking that it loads."""
+    need_model_extra()
+    from captionbot.settings import Settings
+    from captionbot.storage import queries as q
+    from captioner.checkpoint import CheckpointError, load_checkpoint
+
+    path = path.resolve()  # workers may run elsewhere: never store a path relative to this shell
+    try:
+        _, _, payload = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise fail(str(exc)) from None
+    sha = _file_sha256(path)
+    # Same default as CaptionEngine.version, so a worker that loads this file names it alike.
+    name = name or payload.get("extra", {}).get("version") or f"{path.stem}-{sha[:12]}"
+    metrics = dict(payload.get("metrics") or {})
+    settings = Settings()
+
+    async def register() -> ModelVersion:
+        async with open_database(settings) as factory, factory.begin() as session:
+            try:
+                return await q.register_model_version(session, name=name, path=str(path), sha256=sha, metrics=metrics)
+            except ValueError as exc:
+                raise fail(f"{exc}; choose another --name") from None
+
+    version = run_async(register())
+    typer.echo(f"registered {version.name} ({version.status}) sha256 {sha[:12]} at {path}")
+
+
+async def _find_version(session: AsyncSession, target: str) -> ModelVersion | None:
+    """The version named ``target``, else the newest one registered for the file at ``target``."""
+    from sqlalchemy import select
+
+    from captionbot.storage import queries as q
+    from captionbot.storage.models import ModelVersion
+
+    version = await q.get_model_version(session, name=target)
+    if version is not None:
+        return version
+    sha = await asyncio.to_thread(_sha256_if_file, Path(target))
+    if sha is not None:
+        version = await session.scalar(
+            select(ModelVersion).where(ModelVersion.sha256 == sha).order_by(ModelVersion.id.desc()).limit(1)
+        )
+    return version
+
+
+def _sha256_if_file(path: Path) -> str | None:
+    return _file_sha256(path) if path.is_file() else None
+
+
+def _check_file_unchanged(version: ModelVersion) -> None:
+    """Refuse to promote a version whose file is gone or was overwritten since it was registered."""
+    path = Path(version.path)
+    if not path.is_file():
+        raise fail(f"{version.name}: its checkpoint {path} is missing")
+    if version.sha256 and _file_sha256(path) != version.sha256:
+        raise fail(f"{version.name}: {path} changed since it was registered; register it again under a new name")
+
+
+@model_app.command("promote")
+def model_promote(
+    name_or_path: Annotated[str, typer.Argument(help="A registered version's name, or its checkpoint file")],
+) -> None:
+    """Make a registered version the one workers serve (they switch between batches)."""
+    from sqlalchemy.exc import IntegrityError
+
+    from captionbot.settings import Settings
+    from captionbot.storage import queries as q
+
+    settings = Settings()
+
+    async def promote() -> tuple[str, str | None]:
+        async with open_database(settings) as factory, factory.begin() as session:
+            version = await _find_version(session, name_or_path)
+            if version is None:
+                raise fail(f"no registered model version {name_or_path!r}: run `captionbot model register PATH`")
+            await asyncio.to_thread(_check_file_unchanged, version)
+            previous = await q.current_model_version(session)
+            await q.promote_model_version(session, model_version_id=version.id)
+            return version.name, previous.name if previous and previous.id != version.id else None
+
+    try:
+        promoted, previous = run_async(promote())
+    except IntegrityError:  # the partial unique index: someone promoted another version at the same time
+        raise fail("another version was promoted at the same moment; check `captionbot model list`") from None
+    was = f" (was {previous}, now retired)" if previous else ""
+    typer.echo(f"promoted {promoted}{was}; workers switch to it before their next batch")
+
+
+def _cider(metrics: dict[str, Any], split: str) -> float | None:
+    """CIDEr-D of ``split`` from a checkpoint's embedded metrics, if recorded."""
+    nested = metrics.get(split)
+    if isinstance(nested, dict) and isinstance(nested.get("CIDEr-D"), int | float):
+        return float(nested["CIDEr-D"])
+    # `captionbot export --metrics-json` merges `captionbot eval`'s flat metrics (test split by default).
+    if split == "test" and isinstance(metrics.get("CIDEr-D"), int | float):
+        return float(metrics["CIDEr-D"])
+    return None
+
+
+@model_app.command("list")
+def model_list() -> None:
+    """Every registered model version, oldest first."""
+    from rich.console import Console
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from captionbot.settings import Settings
+    from captionbot.storage.models import ModelVersion
+
+    settings = Settings()
+
+    async def versions() -> list[ModelVersion]:
+        async with open_database(settings) as factory, factory() as session:
+            return list(await session.scalars(select(ModelVersion).order_by(ModelVersion.id)))
+
+    table = Table("name", "status", "promoted_at", "dev CIDEr-D", "test CIDEr-D", "path")
+    for v in run_async(versions()):
+        dev, test = _cider(v.metrics or {}, "dev"), _cider(v.metrics or {}, "test")
+        table.add_row(
+            v.name,
+            str(v.status),
+            v.promoted_at.strftime("%Y-%m-%d %H:%M UTC") if v.promoted_at else "",
+            "" if dev is None else f"{dev:.3f}",
+            "" if test is None else f"{test:.3f}",
+            v.path,
+        )
+    Console(width=200).print(table)
+
+
+MAX_JUDGED_CAPTION = 500  # characters; longer is not a caption
