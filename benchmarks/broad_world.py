@@ -65,7 +65,8 @@ def caption_photos(engine, rows: list[dict], *, beam: int, batch: int, desc: str
 
 def per_photo_cider(cands: dict[str, str], refs: dict[str, list[str]]) -> dict[str, float]:
     """Each photo's CIDEr-D (document frequencies over all of coco-mini's references, as the corpus score)."""
-    from training.metrics import cider_d_scores, ptb_tokenize_lines
+    from training.cider import cider_d_scores
+    from training.ptb_tokenizer import ptb_tokenize_lines
 
     keys = list(refs)
     flat = [" ".join(w) for w in ptb_tokenize_lines([c for k in keys for c in refs[k]])]

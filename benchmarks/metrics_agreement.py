@@ -20,8 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from training.cider import CiderD  # noqa: E402
 from training.datasets import load_flickr8k  # noqa: E402
-from training.metrics import CiderD, evaluate, ptb_tokenize_lines  # noqa: E402
+from training.metrics import evaluate  # noqa: E402
+from training.ptb_tokenizer import ptb_tokenize_lines  # noqa: E402
 
 
 def pycocoevalcap_scores(cands: dict, refs: dict, meteor: bool) -> dict:

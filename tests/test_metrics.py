@@ -1,4 +1,4 @@
-"""Caption metrics (training/metrics.py) against pycocoevalcap.
+"""Caption metrics (training/metrics.py and the modules it puts together) against pycocoevalcap.
 
 Hand-checked cases, then agreement with pycocoevalcap's own scorers on a generated corpus (pure
 Python), then the Java parts: the real PTBTokenizer and the full pipeline with METEOR, skipped when
@@ -17,20 +17,12 @@ from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge, my_lcs
 
-from training import metrics
-from training.metrics import (
-    CiderD,
-    bleu,
-    cider_d,
-    cider_d_scores,
-    evaluate,
-    format_table,
-    lcs_length,
-    ptb_tokenize,
-    ptb_tokenize_lines,
-    rouge_l,
-    rouge_l_scores,
-)
+from training.bleu import bleu
+from training.cider import CiderD, cider_d, cider_d_scores
+from training.meteor import meteor_score
+from training.metrics import evaluate, format_table
+from training.ptb_tokenizer import ptb_tokenize, ptb_tokenize_lines
+from training.rouge import lcs_length, rouge_l, rouge_l_scores
 
 # The brief asks for agreement within 0.005; the re-implementation is exact up to float rounding,
 # so it is held to much less.
@@ -419,7 +411,7 @@ def test_evaluate_tokenizes_then_scores_like_pycocoevalcap():
 
 
 def test_evaluate_without_java_skips_meteor_with_a_note(monkeypatch):
-    monkeypatch.setattr(metrics.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # java_available asks shutil.which
     got = evaluate({1: "a dog runs"}, {1: ["a dog runs .", "the dog is running"]})
     assert got["METEOR"] is None
     assert got["notes"] == ["METEOR skipped: Java not found"]
@@ -528,7 +520,7 @@ def test_meteor_timeout_ends_the_jar(monkeypatch):
 
     monkeypatch.setattr(module.Meteor, "compute_score", hang)
     with pytest.raises(TimeoutError):
-        metrics.meteor_score(["a dog"], [["a dog runs"]], timeout=2)
+        meteor_score(["a dog"], [["a dog runs"]], timeout=2)
     (instance,) = recorder.instances
     assert instance.meteor_p.poll() is not None
     assert not instance.lock.locked()

@@ -262,7 +262,7 @@ def features_from_logprobs(
 
 def grades(pairs: list[Pair], refs_by_row: dict[int, list[str]], vocab) -> np.ndarray:
     """Soft grade of each pair: 1 for the photo's own references, else min(1, CIDEr-D vs its references)."""
-    from training.metrics import CiderD
+    from training.cider import CiderD
 
     cider = CiderD(refs_by_row)
     texts = [" ".join(vocab.decode_tokens(p.seq)) for p in pairs]

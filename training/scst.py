@@ -18,8 +18,9 @@ from tqdm import tqdm
 from captioner.decoding import greedy, sample
 from captioner.model import Captioner
 from captioner.vocab import PAD_ID
+from training.cider import CiderD
 from training.data import TrainingData
-from training.metrics import CiderD, ptb_tokenize_lines
+from training.ptb_tokenizer import ptb_tokenize_lines
 
 EOS = "<eos>"
 
