@@ -11,6 +11,7 @@ Both models are plain pydantic (no torch, no SQLAlchemy) so every process can im
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +20,14 @@ CAPTION_TASK = "captionbot.caption"
 DELIVERY_TASK = "captionbot.deliver"
 
 _PUBLIC_ID = re.compile(r"[0-9a-f]{32}")
+
+
+class ErrorCode(StrEnum):
+    """Why a request failed: stored in ``caption_requests.error_code`` and handed to the front end."""
+
+    BAD_IMAGE = "bad_image"  # the photo can't be decoded, or is too large: retrying won't help
+    MISSING_IMAGE = "missing_image"  # the stored photo is gone (purged, or the store was lost)
+    CAPTION_ERROR = "caption_error"  # the model failed on it (after retries)
 
 
 class CaptionJob(BaseModel):
@@ -38,4 +47,4 @@ class DeliveryNotice(BaseModel):
     request_id: str = Field(pattern=_PUBLIC_ID.pattern, description="CaptionRequest.public_id")
 
 
-__all__ = ["CAPTION_TASK", "DELIVERY_TASK", "CaptionJob", "DeliveryNotice"]
+__all__ = ["CAPTION_TASK", "DELIVERY_TASK", "CaptionJob", "DeliveryNotice", "ErrorCode"]

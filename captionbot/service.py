@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -49,9 +48,10 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from captionbot import texts
 from captionbot.broker import Queues, QueueUnavailableError
 from captionbot.images import ImageError, inspect_image
-from captionbot.jobs import CaptionJob, DeliveryNotice
+from captionbot.jobs import CaptionJob, DeliveryNotice, ErrorCode
 from captionbot.observability import METRICS
 from captionbot.ratelimit import TokenBucket, busy_message, estimate_queue_wait, retry_after_seconds
 from captionbot.storage import queries as q
@@ -65,8 +65,6 @@ log = logging.getLogger(__name__)
 
 MAX_CORRECTION_CHARS = 500
 VALID_RATINGS = frozenset({-1, 1, 2, 3, 4, 5})  # thumbs (-1/+1) or stars (1..5)
-_ERROR_RE = re.compile(r"^\[(?P<code>[a-z_]+)\] (?P<message>.*)$", re.S)
-_GENERIC_FAILURE = "Sorry, I couldn't describe that photo. Please try again later."
 
 
 # --------------------------------------------------------------------------------------- results
@@ -117,7 +115,7 @@ class Delivery:
     band: str | None = None  # "sure", "probable", "unsure" or None: how to phrase it (captionbot.wording)
     hint: str | None = None  # the tagger's plain word for the main thing, for "It may show a cat."
     model_version: str | None = None
-    failure_code: str | None = None  # bad_image, missing_image, caption_error (status == "failed")
+    failure_code: ErrorCode | None = None  # why it failed (status == "failed")
     failure_message: str | None = None  # for the user, when status == "failed"
 
     @property
@@ -584,9 +582,8 @@ def _delivery_from(req: CaptionRequest, extras: rq.DeliveryExtras) -> Delivery:
             model_version=extras.model_version,
             **common,
         )
-    match = _ERROR_RE.match(req.error or "")
-    code, message = (match["code"], match["message"]) if match else ("caption_error", _GENERIC_FAILURE)
-    return Delivery(status="failed", failure_code=code, failure_message=message, **common)
+    code = req.error_code or ErrorCode.CAPTION_ERROR
+    return Delivery(status="failed", failure_code=code, failure_message=req.error or texts.failure(code), **common)
 
 
 __all__ = [

@@ -43,9 +43,10 @@ import torch
 from PIL import Image as PILImage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from captionbot import texts
 from captionbot.broker import Queues, QueueUnavailableError
 from captionbot.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageError, load_image
-from captionbot.jobs import CaptionJob, DeliveryNotice
+from captionbot.jobs import CaptionJob, DeliveryNotice, ErrorCode
 from captionbot.observability import METRICS
 from captionbot.storage import queries as q
 from captionbot.storage import requests as rq
@@ -58,16 +59,6 @@ from captioner.inference import CaptionEngine, CaptionResult
 log = logging.getLogger(__name__)
 
 EngineLoader = Callable[[Path], CaptionEngine]
-
-USER_MESSAGES = {
-    "missing_image": "I no longer have that photo. Please send it again.",
-    "caption_error": "Sorry, something went wrong while describing that photo. Please try again later.",
-}
-
-
-def error_text(code: str, user_message: str) -> str:
-    """What goes in ``caption_requests.error``: ``[code] message for the user``."""
-    return f"[{code}] {user_message}"
 
 
 @dataclass
@@ -227,7 +218,7 @@ class CaptionWorker:
         METRICS.queue_wait.observe(max(0.0, (now - claimed.created_at).total_seconds()))
         if claimed.attempts > self.options.max_attempts:
             # Its earlier attempts died with their worker (e.g. this photo crashes the process).
-            await self._fail(claimed, "caption_error", USER_MESSAGES["caption_error"], retry=False)
+            await self._fail(claimed, ErrorCode.CAPTION_ERROR, retry=False)
             return
         try:
             data = await self.image_store.aread(claimed.image_sha256)
@@ -242,10 +233,10 @@ class CaptionWorker:
                 squash_to=size,
             )
         except FileNotFoundError:
-            await self._fail(claimed, "missing_image", USER_MESSAGES["missing_image"], retry=False)
+            await self._fail(claimed, ErrorCode.MISSING_IMAGE, retry=False)
             return
         except ImageError as exc:
-            await self._fail(claimed, "bad_image", exc.user_message, retry=False)
+            await self._fail(claimed, ErrorCode.BAD_IMAGE, exc.user_message, retry=False)
             return
         try:
             captioned = await self.batcher.submit(image)
@@ -256,7 +247,7 @@ class CaptionWorker:
             return
         except Exception as exc:
             log.warning("captioning request %s failed: %s", claimed.public_id, type(exc).__name__, exc_info=True)
-            await self._fail(claimed, "caption_error", USER_MESSAGES["caption_error"], retry=True, job=job)
+            await self._fail(claimed, ErrorCode.CAPTION_ERROR, retry=True, job=job)
             return
         await self._complete(claimed, captioned)
 
@@ -311,14 +302,22 @@ class CaptionWorker:
         return out
 
     async def _fail(
-        self, claimed: rq.ClaimedJob, code: str, user_message: str, *, retry: bool, job: CaptionJob | None = None
+        self,
+        claimed: rq.ClaimedJob,
+        code: ErrorCode,
+        user_message: str | None = None,
+        *,
+        retry: bool,
+        job: CaptionJob | None = None,
     ) -> None:
-        METRICS.failures.labels(kind=code).inc()
+        """``user_message``: what to tell the person, when more precise than the code's usual text."""
+        METRICS.failures.labels(kind=code.value).inc()
         async with self.session_factory.begin() as session:
             again = await q.fail_request(
                 session,
                 request_id=claimed.id,
-                error=error_text(code, user_message),
+                code=code,
+                message=user_message or texts.failure(code),
                 max_attempts=self.options.max_attempts,
                 permanent=not retry,
             )
@@ -514,8 +513,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-gate", type=Path, default=None, help=argparse.SUPPRESS)  # tests only
     args = parser.parse_args(argv)
 
-    from captionbot_cli.runtime import run_worker_blocking
     from captionbot.settings import Settings
+    from captionbot_cli.runtime import run_worker_blocking
 
     raise SystemExit(run_worker_blocking(Settings(), batch_gate=args.batch_gate))
 
@@ -524,4 +523,4 @@ if __name__ == "__main__":  # pragma: no cover
     main()
 
 
-__all__ = ["Captioned", "CaptionWorker", "LoadedModel", "WorkerOptions", "error_text", "main"]
+__all__ = ["Captioned", "CaptionWorker", "LoadedModel", "WorkerOptions", "main"]

@@ -128,3 +128,59 @@ def test_blocking_upgrade_as_the_cli_calls_it(db_url: str) -> None:
 async def test_blocking_upgrade_inside_a_running_loop(db_url: str) -> None:
     upgrade(db_url)  # runs on a helper thread instead of failing in asyncio.run
     assert (await _schema(db_url))[2] == head_revision()
+
+
+async def test_error_messages_become_codes_in_place(db_url: str) -> None:
+    """0004 moves the "[code] message" a failed request carried into the error_code column."""
+    await upgrade_async(db_url, "0003")
+    engine = create_engine(db_url)
+    rows = {1: "[missing_image] I no longer have that photo.", 2: "worker crashed", 3: None}
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO users (id, platform, platform_user_id, training_opt_out, created_at) "
+                    "VALUES (1, 'telegram', '7', false, CURRENT_TIMESTAMP)"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO chats (id, platform, platform_chat_id, kind, autocaption, created_at) "
+                    "VALUES (1, 'telegram', '7', 'private', false, CURRENT_TIMESTAMP)"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO images (id, sha256, size_bytes, width, height, mime, created_at) "
+                    "VALUES (1, :sha, 1, 1, 1, 'image/png', CURRENT_TIMESTAMP)"
+                ),
+                {"sha": "0" * 64},
+            )
+            for rid, error in rows.items():
+                await conn.execute(
+                    text(
+                        "INSERT INTO caption_requests (id, public_id, platform, chat_id, requester_id, image_id, "
+                        "status, attempts, delivery_attempts, error, reply_context, created_at, updated_at) "
+                        "VALUES (:id, :pid, 'telegram', 1, 1, 1, 'failed', 1, 0, :error, '{}', "
+                        "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    ),
+                    {"id": rid, "pid": f"{rid:032x}", "error": error},
+                )
+        await engine.dispose()
+        await upgrade_async(db_url, "0004")
+        engine = create_engine(db_url)
+        async with engine.connect() as conn:
+            got = (await conn.execute(text("SELECT id, error_code, error FROM caption_requests ORDER BY id"))).all()
+        assert [tuple(r) for r in got] == [
+            (1, "missing_image", "I no longer have that photo."),
+            (2, "caption_error", "worker crashed"),
+            (3, None, None),
+        ]
+        await engine.dispose()
+        await downgrade_async(db_url, "0003")  # and back: the code returns into the message
+        engine = create_engine(db_url)
+        async with engine.connect() as conn:
+            back = (await conn.execute(text("SELECT error FROM caption_requests ORDER BY id"))).scalars().all()
+        assert back == ["[missing_image] I no longer have that photo.", "[caption_error] worker crashed", None]
+    finally:
+        await engine.dispose()

@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from captionbot.jobs import ErrorCode
 from captionbot.settings import Settings
 from captionbot.storage import queries as q
 from captionbot.storage.imagestore import ImageStore, InvalidDigestError, sha256_hex
@@ -251,16 +252,27 @@ async def test_fail_retries_then_fails_after_max_attempts(session_factory: Facto
     for attempt in (1, 2):
         async with session_factory.begin() as s:
             assert (await q.claim_request(s, request_id=rid)).attempts == attempt  # type: ignore[union-attr]
-            assert await q.fail_request(s, request_id=rid, error=f"boom {attempt}", max_attempts=3) is True
+            assert (
+                await q.fail_request(
+                    s, request_id=rid, code=ErrorCode.CAPTION_ERROR, message=f"boom {attempt}", max_attempts=3
+                )
+                is True
+            )
             req = await q.get_request(s, request_id=rid)
             assert req.status == RequestStatus.QUEUED and req.error == f"boom {attempt}"  # type: ignore[union-attr]
     async with session_factory.begin() as s:
         assert await q.claim_request(s, request_id=rid)
-        assert await q.fail_request(s, request_id=rid, error="boom 3", max_attempts=3) is False
+        assert (
+            await q.fail_request(s, request_id=rid, code=ErrorCode.CAPTION_ERROR, message="boom 3", max_attempts=3)
+            is False
+        )
         req = await q.get_request(s, request_id=rid)
         assert req.status == RequestStatus.FAILED and req.attempts == 3 and req.finished_at  # type: ignore[union-attr]
         assert await q.claim_request(s, request_id=rid) is None
-        assert await q.fail_request(s, request_id=rid, error="again", max_attempts=3) is False  # not running
+        assert (
+            await q.fail_request(s, request_id=rid, code=ErrorCode.CAPTION_ERROR, message="again", max_attempts=3)
+            is False
+        )  # not running
         # The failure is a result the bot still has to deliver.
         assert [r.id for r in await q.undelivered_results(s)] == [rid]
 
@@ -270,7 +282,12 @@ async def test_permanent_failure_skips_retries(session_factory: Factory) -> None
     async with session_factory.begin() as s:
         await q.claim_request(s, request_id=seeded.request_id)
         assert not await q.fail_request(
-            s, request_id=seeded.request_id, error="not an image", max_attempts=3, permanent=True
+            s,
+            request_id=seeded.request_id,
+            code=ErrorCode.BAD_IMAGE,
+            message="not an image",
+            max_attempts=3,
+            permanent=True,
         )
         assert (await q.get_request(s, request_id=seeded.request_id)).status == RequestStatus.FAILED  # type: ignore[union-attr]
 
@@ -322,7 +339,7 @@ async def test_late_caption_does_not_replace_a_failure_being_delivered(session_f
     rid = seeded.request_id
     async with session_factory.begin() as s:
         await q.claim_request(s, request_id=rid)
-        await q.fail_request(s, request_id=rid, error="timeout", max_attempts=1)
+        await q.fail_request(s, request_id=rid, code=ErrorCode.CAPTION_ERROR, message="timeout", max_attempts=1)
         assert await q.claim_delivery(s, request_id=rid)
         assert await q.complete_request(s, request_id=rid, text="too late") is None
         assert (await q.get_request(s, request_id=rid)).status == RequestStatus.FAILED  # type: ignore[union-attr]

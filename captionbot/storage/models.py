@@ -38,6 +38,8 @@ from sqlalchemy import (
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from captionbot.jobs import ErrorCode
+
 # Deterministic constraint names, so migrations can drop/alter them on every backend.
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(column_0_label)s",
@@ -233,6 +235,8 @@ class CaptionRequest(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     # Times a bot took the reply to send (claim_delivery); past the limit the reply is given up.
     delivery_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # Why it failed (a code the front ends act on) and the message for the person who asked.
+    error_code: Mapped[ErrorCode | None] = mapped_column(_enum(ErrorCode, "error_code"))
     error: Mapped[str | None] = mapped_column(Text)
     # Platform-specific data the bot needs to answer (thread id, album id, interaction token...).
     reply_context: Mapped[dict[str, Any]] = mapped_column(default=dict)

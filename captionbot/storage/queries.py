@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, aliased, selectinload
 
+from captionbot.jobs import ErrorCode
 from captionbot.storage.imagestore import ImageStore
 from captionbot.storage.models import (
     PENDING_STATUSES,
@@ -300,7 +301,7 @@ async def complete_request(
                 and_(CaptionRequest.status == RequestStatus.FAILED, CaptionRequest.delivered_at.is_(None)),
             ),
         )
-        .values(status=RequestStatus.DONE, finished_at=now, updated_at=now, error=None)
+        .values(status=RequestStatus.DONE, finished_at=now, updated_at=now, error=None, error_code=None)
         .returning(CaptionRequest.id),
         execution_options=_FETCH,
     )
@@ -324,9 +325,15 @@ async def complete_request(
 
 
 async def fail_request(
-    session: AsyncSession, *, request_id: int, error: str, max_attempts: int, permanent: bool = False
+    session: AsyncSession,
+    *,
+    request_id: int,
+    code: ErrorCode,
+    message: str,
+    max_attempts: int,
+    permanent: bool = False,
 ) -> bool:
-    """Record a failed attempt of a ``running`` request.
+    """Record a failed attempt of a ``running`` request: why (``code``) and what to tell the person.
 
     Returns True if the request went back to ``queued`` (attempts < ``max_attempts``: re-enqueue
     its job), False if it is now ``failed`` for good (or was not running: nothing to retry).
@@ -343,7 +350,7 @@ async def fail_request(
     if row is None:
         return False
     retry = not permanent and row.attempts < max_attempts
-    values: dict[str, Any] = {"error": error[:10_000], "updated_at": now}
+    values: dict[str, Any] = {"error_code": ErrorCode(code), "error": message[:10_000], "updated_at": now}
     if retry:
         values["status"] = RequestStatus.QUEUED
     else:
@@ -460,7 +467,8 @@ async def requeue_stale_requests(
     await session.execute(
         update(CaptionRequest)
         .where(stale, CaptionRequest.status == RequestStatus.RUNNING, CaptionRequest.attempts >= max_attempts)
-        .values(status=RequestStatus.FAILED, error="the worker lost this job too often", finished_at=now),
+        # No message: the person is told the generic failure for the code (captionbot.texts).
+        .values(status=RequestStatus.FAILED, error_code=ErrorCode.CAPTION_ERROR, error=None, finished_at=now),
         execution_options=_FETCH,
     )
     result = await session.scalars(
