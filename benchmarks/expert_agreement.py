@@ -31,13 +31,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from captioner.checkpoint import DEFAULT_CHECKPOINT, file_sha256, load_checkpoint  # noqa: E402
-from captioner.confidence import (  # noqa: E402
-    FEATURES,
-    ConfidenceCalibration,
-    caption_features,
-    photo_summary,
-    score,
-)
+from captioner.confidence import FEATURES, caption_features, photo_summary, score  # noqa: E402
+from captioner.confidence_calibration import ConfidenceCalibration  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from captioner import confidence
-from captioner.confidence import ConfidenceCalibration
+from captioner.confidence_calibration import ConfidenceCalibration
 from captioner.labelmap import LabelMap
 from captioner.model import Captioner
 from captioner.vocab import Vocabulary

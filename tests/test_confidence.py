@@ -7,18 +7,11 @@ import pytest
 import torch
 
 from captioner.checkpoint import load_checkpoint, save_checkpoint
-from captioner.confidence import (
-    FEATURES,
-    ConfidenceCalibration,
-    Head,
-    MentionIndex,
-    caption_features,
-    score,
-    select,
-    token_logprobs,
-)
+from captioner.confidence import FEATURES, caption_features, score, select, token_logprobs
+from captioner.confidence_calibration import ConfidenceCalibration, Head
 from captioner.decoding import greedy
 from captioner.labelmap import LabelEntry, LabelMap
+from captioner.mentions import MentionIndex
 from captioner.scoring import caption_logprobs
 from tests.tiny_model import make_tiny_checkpoint
 

@@ -38,16 +38,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from captioner.confidence import (
-    FEATURES,
-    TAGGER_FEATURES,
-    ConfidenceCalibration,
-    Head,
-    Matcher,
-    caption_features,
-    photo_summary,
-    token_logprobs,
-)
+from captioner.confidence import FEATURES, TAGGER_FEATURES, caption_features, photo_summary, token_logprobs
+from captioner.confidence_calibration import ConfidenceCalibration, Head, Matcher
 from captioner.decoding import beam_search
 
 KINDS = ("own", "beam", "neighbour", "neighbour_beam", "random")
