@@ -125,8 +125,8 @@ async def run_one(
     photos: list[bytes],
     torch_threads: int = 0,
 ) -> Row:
-    from captionbot_cli.runtime import Stack
     from captionbot.settings import Settings
+    from captionbot_cli.runtime import Stack
 
     db_kind = "sqlite"
     broker = "memory://"
