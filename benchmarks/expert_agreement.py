@@ -82,7 +82,8 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
     from captioner.labelmap import LabelMap
-    from training.confidence import Grids, fixed_logprobs, pair_logprobs
+    from training.confidence_features import fixed_logprobs, pair_logprobs
+    from training.confidence_grids import Grids
 
     model, vocab, payload = load_checkpoint(args.checkpoint)
     calib_dict = (

@@ -107,7 +107,8 @@ def synthetic_calibration(model, vocab, n: int = 40) -> ConfidenceCalibration:
     """Fit the plain head on synthetic pairs: the model's greedy caption of a photo (grade 1) against
     a shuffled word salad (grade 0)."""
     pytest.importorskip("sklearn")
-    from training.confidence import fit_head, kmeans
+    from training.confidence_grids import kmeans
+    from training.confidence_heads import fit_head
 
     g = grids(n, seed=1)
     calib = ConfidenceCalibration(avg_grid=g.mean(0), centroids=kmeans(g.mean(1), 4), ood_median=0.0)
@@ -197,7 +198,7 @@ def test_tagger_head_is_used_when_the_model_has_a_tagger(tiny, tmp_path):
 
 def test_reliability_plot_writes_a_png(tmp_path):
     pytest.importorskip("matplotlib")
-    from training.confidence import reliability_plot
+    from training.plots import reliability_plot
 
     rng = np.random.default_rng(0)
     s = rng.random(200)
@@ -207,7 +208,7 @@ def test_reliability_plot_writes_a_png(tmp_path):
 
 def test_matcher_learns_which_words_go_with_which_photos(tiny):
     pytest.importorskip("tqdm")
-    from training.confidence import train_matcher
+    from training.confidence_matcher import train_matcher
 
     _, vocab = tiny
     g = torch.Generator().manual_seed(0)
@@ -242,7 +243,7 @@ def test_matcher_learns_which_words_go_with_which_photos(tiny):
 
 def test_recalibration_is_monotone_and_round_trips():
     pytest.importorskip("sklearn")
-    from training.confidence import recalibrate
+    from training.confidence_heads import recalibrate
 
     rng = np.random.default_rng(0)
     x = np.zeros((2000, len(FEATURES)), np.float32)

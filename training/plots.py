@@ -1,10 +1,11 @@
-"""Pictures people would rather see than read: training curves."""
+"""Pictures people would rather see than read: training curves, the confidence score's reliability."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
@@ -40,3 +41,39 @@ def plot_curves(history: list[dict], path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def reliability_plot(
+    score: np.ndarray,
+    grade: np.ndarray,
+    path: str | Path,
+    bins: int = 10,
+    title: str = "Confidence on Flickr8k dev pairs",
+) -> Path:
+    """Reliability diagram: mean score against mean grade per score bin, with the pair counts."""
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(score, edges) - 1, 0, bins - 1)
+    centres, means, counts = [], [], []
+    for b in range(bins):
+        m = which == b
+        if m.any():
+            centres.append(score[m].mean())
+            means.append(grade[m].mean())
+            counts.append(int(m.sum()))
+    fig, (ax, axc) = plt.subplots(2, 1, figsize=(5, 6), height_ratios=[3, 1], sharex=True)
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    ax.plot(centres, means, "o-", label="fitted score")
+    ax.set_ylabel("mean grade (1 = own reference)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left")
+    axc.bar(centres, counts, width=0.08)
+    axc.set_xlabel("confidence")
+    axc.set_ylabel("pairs")
+    ece = sum(c * abs(a - b) for a, b, c in zip(centres, means, counts, strict=True)) / max(sum(counts), 1)
+    ax.text(0.6, 0.1, f"ECE {ece:.3f}", transform=ax.transAxes)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
