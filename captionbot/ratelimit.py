@@ -96,8 +96,4 @@ def estimate_queue_wait(excess: int, *, seconds_per_request: float, minimum: int
     return retry_after_seconds(max(1, excess) * seconds_per_request, minimum=minimum, maximum=600)
 
 
-def busy_message(retry_after: int) -> str:
-    return f"I'm busy right now \N{EM DASH} please try again in {retry_after} s."
-
-
-__all__ = ["TokenBucket", "busy_message", "estimate_queue_wait", "retry_after_seconds"]
+__all__ = ["TokenBucket", "estimate_queue_wait", "retry_after_seconds"]

@@ -8,6 +8,21 @@ from __future__ import annotations
 
 from captionbot.jobs import ErrorCode
 
+# -- refusals at intake --------------------------------------------------------------------------
+
+
+def rate_limited(retry_after: int) -> str:
+    return f"You're sending photos faster than I can look at them \N{EM DASH} please try again in {retry_after} s."
+
+
+def too_many_pending(pending: int, retry_after: int) -> str:
+    return f"I'm still working on your last {pending} photos \N{EM DASH} please send more in about {retry_after} s."
+
+
+def busy(retry_after: int) -> str:
+    return f"I'm busy right now \N{EM DASH} please try again in {retry_after} s."
+
+
 # -- failures (a request that got no caption) ---------------------------------------------------
 
 _FAILURES: dict[ErrorCode, str] = {
@@ -23,3 +38,34 @@ def failure(code: ErrorCode | str) -> str:
         return _FAILURES[ErrorCode(code)]
     except ValueError:
         return _FAILURES[ErrorCode.CAPTION_ERROR]
+
+
+# -- feedback -------------------------------------------------------------------------------------
+
+INVALID_RATING = "Ratings are thumbs up/down or 1 to 5 stars."
+EMPTY_CORRECTION = "Please send the caption you'd suggest as text."
+
+
+def correction_too_long(limit: int) -> str:
+    return f"Please keep your caption under {limit} characters."
+
+
+# -- privacy --------------------------------------------------------------------------------------
+
+
+def privacy(retention_days: int) -> str:
+    """What is kept, for how long, and the two commands that change it."""
+    keep = (
+        f"for {retention_days} days after they are captioned, longer only if you rated or corrected the caption "
+        "and did not opt out of training"
+        if retention_days
+        else "until you ask me to forget them"
+    )
+    return (
+        "What I keep: the photos you send me (" + keep + "), the captions I wrote, and your ratings and "
+        "corrections, linked to your account id and display name. They are used to answer you and, "
+        "unless you opt out, to train better captions.\n"
+        "/optout \N{EM DASH} keep getting captions, but never use your photos or feedback for training.\n"
+        "/forget \N{EM DASH} delete everything I have about you, now.\n"
+        "I never share your photos with anyone."
+    )

@@ -29,10 +29,11 @@ import discord
 from bot.discord import texts
 from bot.discord.context import ReplyContext
 from bot.discord.groups import Batch, ReplyGroups
-from bot.discord.lookup import find_caption
 from bot.discord.respond import NO_MENTIONS
 from bot.discord.views import CaptionRow, alt_text_message, caption_view
 from captionbot.service import CaptionService, Delivery
+
+PLATFORM = "discord"
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +93,9 @@ class DiscordDelivery:
 
     async def _post(self, ctx: ReplyContext, delivery: Delivery, batch: Batch[Delivery]) -> str | None:
         if ctx.mode == "alt" and delivery.ok and delivery.caption_id is not None and len(batch.parts) == 1:
-            record = await find_caption(self.service, delivery.caption_id)
-            if record is not None and not record.image_purged and self.service.image_store.exists(record.image_sha256):
-                data = await self.service.image_store.aread(record.image_sha256)
+            record = await self.service.find_caption(delivery.caption_id, platform=PLATFORM)
+            data = None if record is None else await self.service.read_photo(record)
+            if record is not None and data is not None:
                 mention = f"<@{delivery.platform_user_id}>"
                 return await self._send(ctx, delivery, lambda: alt_text_message(record, data, mention))
         text, view = compose(batch, ctx.total)

@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.discord import texts
-from bot.discord.lookup import CaptionRecord, find_caption
 from bot.discord.respond import NO_MENTIONS, guarded, say
-from captionbot.service import MAX_CORRECTION_CHARS, InvalidFeedbackError, UnknownCaptionError
+from captionbot.service import MAX_CORRECTION_CHARS, CaptionRecord, InvalidFeedbackError, UnknownCaptionError
 
 if TYPE_CHECKING:
     from bot.discord.app import CaptionBot
@@ -231,7 +230,7 @@ class FixButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cb:fi
 
     @guarded
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        record = await find_caption(_bot(interaction).service, self.caption_id)
+        record = await _bot(interaction).service.find_caption(self.caption_id, platform=PLATFORM)
         if record is None:
             await say(interaction, texts.CAPTION_GONE)
             return
@@ -267,16 +266,15 @@ class AltButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cb:al
     @guarded
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         service = _bot(interaction).service
-        record = await find_caption(service, self.caption_id)
+        record = await service.find_caption(self.caption_id, platform=PLATFORM)
         if record is None:
             await say(interaction, texts.CAPTION_GONE)
         elif record.requester_id != str(interaction.user.id):
             await say(interaction, texts.ONLY_REQUESTER_ALT)
-        elif record.image_purged or not service.image_store.exists(record.image_sha256):
+        elif (data := await service.read_photo(record)) is None:
             await say(interaction, texts.IMAGE_GONE)
         else:
             await interaction.response.defer(thinking=True)
-            data = await service.image_store.aread(record.image_sha256)
             await interaction.followup.send(**alt_text_message(record, data, interaction.user.mention))
 
 

@@ -7,7 +7,7 @@ from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot.telegram import keyboards, store, texts
+from bot.telegram import keyboards, texts
 from bot.telegram.deps import deps
 from bot.telegram.intake import PLATFORM
 
@@ -36,7 +36,7 @@ async def on_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     service = deps(context).service
     mine = await service.stats(platform=PLATFORM, platform_user_id=update.effective_user.id)
-    overview = await store.model_overview(service)
+    overview = await service.model_overview()
     await message.reply_text(
         texts.stats(
             model=overview.model,
@@ -92,14 +92,16 @@ async def on_autocaption(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     service = deps(context).service
     arg = (context.args or [""])[0].lower()
     if arg not in ("on", "off"):
-        enabled = await store.chat_autocaption(service, message.chat_id)
+        enabled = await service.chat_autocaption(platform=PLATFORM, platform_chat_id=message.chat_id)
         await message.reply_text(texts.autocaption_state(enabled), do_quote=True)
         return
     if not await _is_admin(message, context):
         await message.reply_text(texts.AUTOCAPTION_ADMINS_ONLY, do_quote=True)
         return
     enabled = arg == "on"
-    await store.set_chat_autocaption(service, message.chat_id, enabled=enabled)
+    await service.set_chat_autocaption(
+        platform=PLATFORM, platform_chat_id=message.chat_id, kind="group", enabled=enabled
+    )
     reply = texts.AUTOCAPTION_ON if enabled else texts.AUTOCAPTION_OFF
     if enabled and not context.bot.bot.can_read_all_group_messages:
         reply += "\n" + texts.AUTOCAPTION_PRIVACY_NOTE

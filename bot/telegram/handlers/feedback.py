@@ -13,7 +13,7 @@ from telegram.constants import ChatType, MessageEntityType
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes, filters
 
-from bot.telegram import keyboards, store, texts
+from bot.telegram import keyboards, texts
 from bot.telegram.deps import deps
 from bot.telegram.intake import PLATFORM, topic_id
 from captionbot.service import InvalidFeedbackError, UnknownCaptionError
@@ -67,7 +67,7 @@ async def _ask_for_correction(
     query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE, action: keyboards.Correct
 ) -> None:
     """Send a ForceReply prompt whose text carries the caption id (so no state is kept here)."""
-    if not await store.caption_exists(deps(context).service, action.caption_id):
+    if not await deps(context).service.caption_exists(action.caption_id):
         await query.answer(texts.CAPTION_GONE)
         await _drop_buttons(query)
         return

@@ -7,9 +7,9 @@ import re
 from telegram import Message, MessageEntity, Update
 from telegram.ext import ContextTypes, filters
 
-from bot.telegram import media, store, texts
+from bot.telegram import media, texts
 from bot.telegram.deps import deps
-from bot.telegram.intake import caption_photo
+from bot.telegram.intake import PLATFORM, caption_photo
 
 _CAPTION_COMMAND = re.compile(r"^/caption(?:@(\w+))?(?:\s|$)", re.I)
 
@@ -84,6 +84,6 @@ async def on_group_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     if message.document and not media.is_image_document(message.document):
         return
-    if not await store.chat_autocaption(deps(context).service, message.chat_id):
+    if not await deps(context).service.chat_autocaption(platform=PLATFORM, platform_chat_id=message.chat_id):
         return
     await caption_photo(context, source=message, requester=update.effective_user, answer_to=message)

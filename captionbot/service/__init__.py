@@ -1,0 +1,105 @@
+"""CaptionService: the one API every front end (Telegram, Discord, the web page) calls. No torch,
+and front ends never reach past it into storage.
+
+Life of a photo, as a front end sees it::
+
+    service = CaptionService(settings, session_factory, image_store, queues)
+    service.register_delivery_handler("telegram", send_reply)   # before queues.start()
+    await service.start()                                        # delivers results left from before
+
+    outcome = await service.take_photo(platform="telegram", platform_chat_id="42", chat_kind="private",
+                                       platform_user_id="7", display_name="Ann", download=fetch_bytes,
+                                       source_message_id="100", reply_context={"thread_id": 5})
+    if isinstance(outcome, Rejected):
+        reply(outcome.message)                                   # always something to say
+    else:
+        msg = reply(texts.queue_status(outcome.queue_position))
+        await service.set_status_message(outcome.request_id, msg.id)   # optional
+
+    # later, when the worker is done (or gave up):
+    async def send_reply(delivery: Delivery) -> str | None:
+        ...send delivery.text (or delivery.failure_message) to delivery.platform_chat_id...
+        return sent_message_id                                   # stored as reply_message_id
+
+The parts: :mod:`~captionbot.service.intake` (photos in), :mod:`~captionbot.service.delivery`
+(answers out, exactly once), :mod:`~captionbot.service.people` (feedback, privacy, stats, chat
+settings); :mod:`~captionbot.service.results` holds the values they return.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from captionbot.broker import Queues
+from captionbot.service.delivery import Deliveries
+from captionbot.service.intake import Intake
+from captionbot.service.people import MAX_CORRECTION_CHARS, People
+from captionbot.service.results import (
+    CaptionRecord,
+    Delivery,
+    DeliveryHandler,
+    FeedbackState,
+    ForgetReport,
+    InvalidFeedbackError,
+    ModelOverview,
+    PhotoUnavailableError,
+    Rejected,
+    RejectReason,
+    Submitted,
+    UnknownCaptionError,
+    UserStats,
+)
+from captionbot.settings import Settings
+from captionbot.storage.imagestore import ImageStore
+from captionbot.storage.models import utcnow
+
+
+class CaptionService(Intake, Deliveries, People):
+    """Intake, backpressure, delivery, feedback and privacy for every front end."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        session_factory: async_sessionmaker[AsyncSession],
+        image_store: ImageStore,
+        queues: Queues,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = utcnow,
+        delivery_lease_s: float = 120.0,
+        sweep_interval_s: float = 15.0,
+    ) -> None:
+        super().__init__(
+            settings,
+            session_factory,
+            image_store,
+            queues,
+            clock=clock,
+            now=now,
+            delivery_lease_s=delivery_lease_s,
+            sweep_interval_s=sweep_interval_s,
+        )
+        self._init_delivery()
+
+
+__all__ = [
+    "MAX_CORRECTION_CHARS",
+    "CaptionRecord",
+    "CaptionService",
+    "Delivery",
+    "DeliveryHandler",
+    "FeedbackState",
+    "ForgetReport",
+    "InvalidFeedbackError",
+    "ModelOverview",
+    "PhotoUnavailableError",
+    "RejectReason",
+    "Rejected",
+    "Submitted",
+    "UnknownCaptionError",
+    "UserStats",
+]
