@@ -66,7 +66,7 @@ def model_register(
     """Record a checkpoint as a candidate version, after checking that it loads."""
     need_model_extra()
     from captionbot.settings import Settings
-    from captionbot.storage import queries as q
+    from captionbot.storage import model_versions
     from captioner.checkpoint import CheckpointError, load_checkpoint
 
     path = path.resolve()  # workers may run elsewhere: never store a path relative to this shell
@@ -83,7 +83,9 @@ def model_register(
     async def register() -> ModelVersion:
         async with open_database(settings) as factory, factory.begin() as session:
             try:
-                return await q.register_model_version(session, name=name, path=str(path), sha256=sha, metrics=metrics)
+                return await model_versions.register_model_version(
+                    session, name=name, path=str(path), sha256=sha, metrics=metrics
+                )
             except ValueError as exc:
                 raise fail(f"{exc}; choose another --name") from None
 
@@ -95,10 +97,10 @@ async def _find_version(session: AsyncSession, target: str) -> ModelVersion | No
     """The version named ``target``, else the newest one registered for the file at ``target``."""
     from sqlalchemy import select
 
-    from captionbot.storage import queries as q
+    from captionbot.storage import model_versions
     from captionbot.storage.models import ModelVersion
 
-    version = await q.get_model_version(session, name=target)
+    version = await model_versions.get_model_version(session, name=target)
     if version is not None:
         return version
     sha = await asyncio.to_thread(_sha256_if_file, Path(target))
@@ -130,7 +132,7 @@ def model_promote(
     from sqlalchemy.exc import IntegrityError
 
     from captionbot.settings import Settings
-    from captionbot.storage import queries as q
+    from captionbot.storage import model_versions
 
     settings = Settings()
 
@@ -140,8 +142,8 @@ def model_promote(
             if version is None:
                 raise fail(f"no registered model version {name_or_path!r}: run `captionbot model register PATH`")
             await asyncio.to_thread(_check_file_unchanged, version)
-            previous = await q.current_model_version(session)
-            await q.promote_model_version(session, model_version_id=version.id)
+            previous = await model_versions.current_model_version(session)
+            await model_versions.promote_model_version(session, model_version_id=version.id)
             return version.name, previous.name if previous and previous.id != version.id else None
 
     try:

@@ -275,7 +275,7 @@ class Stack:
         return True
 
     async def _queue_depth(self) -> int:
-        from captionbot.storage.queries import count_pending
+        from captionbot.storage.jobs import count_pending
 
         async with self.session_factory() as session:
             return await count_pending(session)
@@ -341,11 +341,6 @@ def run_blocking(settings: Settings, role: Role, **open_kwargs: Any) -> int:
     return 0
 
 
-def run_worker_blocking(settings: Settings, *, batch_gate: Path | None = None) -> int:
-    overrides = {"batch_gate": batch_gate} if batch_gate else {}
-    return run_blocking(settings, "worker", worker_overrides=overrides)
-
-
 __all__ = [
     "AdapterFactory",
     "ChatAdapter",
@@ -357,7 +352,6 @@ __all__ = [
     "prepare_database",
     "register_adapter_factory",
     "run_blocking",
-    "run_worker_blocking",
     "serve",
     "unregister_adapter_factory",
 ]

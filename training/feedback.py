@@ -7,7 +7,7 @@ current.pt`` reads (see :func:`training.datasets.load_jsonl`), one line per phot
 
 Privacy: lines point at the photo already kept in the content-addressed :class:`ImageStore` (no
 copies of anyone's photos), and hold no user ids, chat ids or display names. People who opted out
-of training (as requester or as rater) are left out by :func:`captionbot.storage.queries.training_examples`.
+of training (as requester or as rater) are left out by :func:`captionbot.storage.captions.training_examples`.
 
 Split: a photo is in ``dev`` when the first 32 bits of its sha256, read as a fraction of 2**32, are
 below ``dev_fraction``. That depends on the photo alone, so a photo never moves between splits from
@@ -31,7 +31,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from captionbot.storage import queries as q
+from captionbot.storage import captions
 from captionbot.storage.imagestore import ImageStore
 
 _SPLIT_BITS = 32
@@ -82,9 +82,9 @@ def _normalise(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def group_captions(examples: Iterable[q.TrainingExample]) -> dict[str, list[q.TrainingExample]]:
+def group_captions(examples: Iterable[captions.TrainingExample]) -> dict[str, list[captions.TrainingExample]]:
     """Examples per photo sha256, in feedback order, without repeated captions (case-insensitive)."""
-    grouped: dict[str, list[q.TrainingExample]] = {}
+    grouped: dict[str, list[captions.TrainingExample]] = {}
     seen: set[tuple[str, str]] = set()
     for ex in examples:
         text = _normalise(ex.text)
@@ -126,8 +126,8 @@ async def export_feedback(
     if not 0.0 <= dev_fraction < 1.0:
         raise ValueError("dev_fraction must be in [0, 1)")
     async with session_factory() as session:
-        examples = await q.training_examples(session, min_rating=min_rating)
-        purged = await q.count_purged_training_photos(session, min_rating=min_rating)
+        examples = await captions.training_examples(session, min_rating=min_rating)
+        purged = await captions.count_purged_training_photos(session, min_rating=min_rating)
 
     rows: list[dict[str, object]] = []
     missing = corrections = rated = dev = 0
