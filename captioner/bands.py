@@ -13,7 +13,7 @@ import torch
 from captioner import confidence
 from captioner.confidence_calibration import ConfidenceCalibration
 from captioner.labelmap import LabelMap
-from captioner.model import Captioner
+from captioner.model import Captioner, StepDecoder
 from captioner.vocab import Vocabulary
 from captioner.vocab_expansion import RestrictedDecoder
 
@@ -37,7 +37,7 @@ class ConfidenceScorer:
     def score(
         self,
         captioner: Captioner,
-        decoder: torch.nn.Module,
+        decoder: StepDecoder,
         grid: torch.Tensor,
         seqs: list[list[int]],
         tag_probs: torch.Tensor | None,

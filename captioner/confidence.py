@@ -24,11 +24,13 @@ K = tagger classes, W = the label map's sayable words, F = features, M = OOD cen
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 import torch
 
 from captioner.confidence_calibration import ConfidenceCalibration
 from captioner.mentions import mention_index
+from captioner.model import StepDecoder
 from captioner.scoring import caption_logprobs
 
 # Every feature caption_features can compute, in column order. A head uses a subset by name.
@@ -55,6 +57,8 @@ _CLAIM_FLOOR = 1e-4
 # Teacher-forced log p of each word and of <end> (captioner.scoring): one implementation for both.
 token_logprobs = caption_logprobs
 
+_T = TypeVar("_T")
+
 
 def photo_summary(grid: torch.Tensor) -> torch.Tensor:
     """grid (N, P, C) -> (N, 2, C): the mean and the max over grid positions, all that the photo-level
@@ -71,6 +75,13 @@ def _ood(pooled: torch.Tensor, calib: ConfidenceCalibration | None) -> torch.Ten
     return torch.log(d2 + 1e-6) - calib.ood_median
 
 
+def _needed(value: _T | None, what: str) -> _T:
+    """`value`, which caption_features cannot do without given the other arguments."""
+    if value is None:
+        raise ValueError(f"caption_features needs {what}")
+    return value
+
+
 @torch.no_grad()
 def caption_features(
     model,
@@ -83,7 +94,7 @@ def caption_features(
     token_lp: torch.Tensor | None = None,
     avg_lp: torch.Tensor | None = None,
     tag_probs: torch.Tensor | None = None,
-    decoder: torch.nn.Module | None = None,
+    decoder: StepDecoder | None = None,
     summary: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Features (N, len(FEATURES)) of caption i (word ids, no <start>/<end>) for its photo grid[i] (N, P, C).
@@ -98,18 +109,19 @@ def caption_features(
     if decoder is None and model is not None:
         decoder = model.decoder
     if summary is None:
-        summary = photo_summary(grid)  # (N, 2, C)
+        summary = photo_summary(_needed(grid, "the grid or its summary"))  # (N, 2, C)
     N = len(seqs)
     lengths = torch.tensor([len(s) + 1 for s in seqs], dtype=torch.float32)  # tokens incl. <end>
     if token_lp is None:
-        token_lp = token_logprobs(decoder, grid, seqs)
+        token_lp = token_logprobs(_needed(decoder, "a model or decoder"), _needed(grid, "the grid or token_lp"), seqs)
     token_lp = token_lp.float().cpu()  # (N, T+1)
     valid = torch.arange(token_lp.shape[1])[None, :] < lengths[:, None]  # (N, T+1)
     if avg_lp is None:
         if calib is not None and calib.avg_grid is not None:
             device = grid.device if grid is not None else summary.device
             avg = calib.avg_grid.to(device)[None]  # (1, P, C)
-            avg_lp = token_logprobs(decoder, avg, seqs, torch.zeros(N, dtype=torch.long, device=device))
+            owner = torch.zeros(N, dtype=torch.long, device=device)
+            avg_lp = token_logprobs(_needed(decoder, "a model or decoder"), avg, seqs, owner)
         else:
             avg_lp = token_lp
     avg_lp = avg_lp.float().cpu()
@@ -173,7 +185,7 @@ def score(
     calib: ConfidenceCalibration | dict | None = None,
     token_lp: torch.Tensor | None = None,
     tag_probs: torch.Tensor | None = None,
-    decoder: torch.nn.Module | None = None,
+    decoder: StepDecoder | None = None,
 ) -> torch.Tensor:
     """(N,) probability in [0, 1] that a person accepts caption i for photo grid[i] (N, P, C).
 

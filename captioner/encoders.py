@@ -108,7 +108,8 @@ class _TinyCNN(nn.Module):
         for m in self.body:
             if isinstance(m, nn.Conv2d):  # He init keeps activations from shrinking layer by layer
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:  # always there (bias=True); the check is for the type
+                    nn.init.zeros_(m.bias)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, 130, H/32, W/32)
         fmap = self.body(images)  # (B, 128, h, w)

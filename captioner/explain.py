@@ -31,8 +31,8 @@ def attention_figure(image: Image.Image, result: CaptionResult, path: str | Path
     axes.flat[0].set_title(f"confidence {result.confidence:.2f}", fontsize=9)
     for i, word in enumerate(words, start=1):
         att = result.attention[i - 1]  # (7, 7)
-        heat = Image.fromarray((att / max(float(att.max()), 1e-8) * 255).astype(np.uint8))
-        heat = np.asarray(heat.resize((size, size), Image.Resampling.BICUBIC)) / 255.0
+        small = Image.fromarray((att / max(float(att.max()), 1e-8) * 255).astype(np.uint8))
+        heat = np.asarray(small.resize((size, size), Image.Resampling.BICUBIC)) / 255.0  # (size, size) in [0, 1]
         ax = axes.flat[i]
         ax.imshow(photo)
         ax.imshow(heat, cmap="jet", alpha=0.45)

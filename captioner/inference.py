@@ -165,12 +165,13 @@ class CaptionEngine:
         t0 = time.perf_counter()
         out = beam_search(self.decoder, grid, beam_size, max_len, keep_attention=with_attention, banned=banned)
         t1 = time.perf_counter()
-        tag_probs = self.model.tag(grid) if self.labelmap is not None else None  # (B, K)
-        tops = self.labelmap.top_words(tag_probs) if tag_probs is not None else None
+        labelmap = self.labelmap  # a local, so that checking it narrows its type
+        tag_probs = self.model.tag(grid) if labelmap is not None else None  # (B, K)
+        tops = labelmap.top_words(tag_probs) if labelmap is not None and tag_probs is not None else None
         t2 = time.perf_counter()
         forced = [False] * grid.shape[0]
-        if tops is not None and guided:
-            constraints = forced_words(tops, out.tokens, self.labelmap, self.vocab, self.guidance.force_above)
+        if tops is not None and labelmap is not None and guided:
+            constraints = forced_words(tops, out.tokens, labelmap, self.vocab, self.guidance.force_above)
             insist = [bool(words) and words[0].p >= self.guidance.always_above for words in tops]
             out, forced = guide(
                 self.decoder,
@@ -187,7 +188,7 @@ class CaptionEngine:
         # Scored as the text people get (after "a" -> "an" and the like): `judge` of that text agrees.
         texts = [detokenize(self.vocab.decode_tokens(out.tokens[i].tolist())) for i in range(grid.shape[0])]
         seqs = [self.vocab.encode(t)[1:-1] for t in texts]
-        confidence = self.scorer.score(self.model, self.decoder, grid, seqs, tag_probs, self.labelmap)  # (B,)
+        confidence = self.scorer.score(self.model, self.decoder, grid, seqs, tag_probs, labelmap)  # (B,)
         t4 = time.perf_counter()
         # Per batch, in ms: what each part of an honest caption costs (benchmarks/captioner_speed.py).
         parts = {
@@ -201,8 +202,8 @@ class CaptionEngine:
         for i, r in enumerate(results):
             r.timings_ms = dict(parts)
             r.band = self.scorer.band(r.confidence)
-            if tops is not None:
-                r.labels = self.labelmap.top_labels(tag_probs[i : i + 1])[0]
+            if tops is not None and labelmap is not None and tag_probs is not None:
+                r.labels = labelmap.top_labels(tag_probs[i : i + 1])[0]
                 best = tops[i][0] if tops[i] else None
                 r.hint = with_article(best.word) if best and best.p >= self.guidance.hint_above else None
         return results

@@ -33,9 +33,9 @@ class MentionIndex:
                 if not parts:
                     continue
                 for last in _word_forms(parts[-1]):
-                    key = [ids.get(p) for p in (*parts[:-1], last)]
-                    if None not in key:
-                        self.grams.setdefault(tuple(key), []).append(col[word])
+                    gram = (*parts[:-1], last)
+                    if all(p in ids for p in gram):  # every word in the vocabulary
+                        self.grams.setdefault(tuple(ids[p] for p in gram), []).append(col[word])
         self.longest = max((len(k) for k in self.grams), default=1)
 
     def mask(self, seqs: list[list[int]]) -> torch.Tensor:

@@ -7,6 +7,7 @@ H = LSTM hidden size, A = attention size, E = embedding size, V = vocabulary siz
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +72,17 @@ class DecoderState:
             self.features[index],
             None if self.projected is None else self.projected[index],
         )
+
+
+class StepDecoder(Protocol):
+    """What teacher forcing needs of a decoder, one word at a time: an AttentionDecoder, its int8 copy
+    (captioner.inference.quantize_decoder) or a RestrictedDecoder around either."""
+
+    def init_state(self, grid: torch.Tensor) -> DecoderState: ...
+
+    def step(
+        self, tokens: torch.Tensor, state: DecoderState
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]: ...
 
 
 class AttentionDecoder(nn.Module):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from captioner.model import AttentionDecoder
+from captioner.model import StepDecoder
 from captioner.vocab import END_ID, PAD_ID, START_ID
 
 
@@ -25,7 +25,7 @@ def pad_captions(seqs: list[list[int]], device: torch.device | str = "cpu") -> t
 
 @torch.no_grad()
 def caption_logprobs(
-    decoder: AttentionDecoder, grid: torch.Tensor, seqs: list[list[int]], owner: torch.Tensor | None = None
+    decoder: StepDecoder, grid: torch.Tensor, seqs: list[list[int]], owner: torch.Tensor | None = None
 ) -> torch.Tensor:
     """grid (B, P, C), N word-id lists, owner (N,) the grid row of each caption (None: B == N) ->
     (N, T+1) log p of each word and of <end>; 0 after <end>. A photo with many captions is projected once."""
