@@ -10,14 +10,20 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
+from typing import Generic, TypeVar
 
 import numpy as np
 
 from training.ngrams import order_counts
 from training.ptb_tokenizer import ptb_tokenize, ptb_tokenize_lines
 
+# An image's key (a name, a grid row): whatever the references are stored under.
+K = TypeVar("K", bound=Hashable)
+# A caption's tf-idf weight per n-gram (one dict per order), norm per order, and bigram count.
+_Vector = tuple[list[dict[tuple, float]], list[float], int]
 
-class CiderD:
+
+class CiderD(Generic[K]):
     """CIDEr-D with document frequencies precomputed once from a reference corpus.
 
     `CiderD(refs_corpus).score_keys(candidates, keys)` scores each candidate against the references
@@ -37,7 +43,7 @@ class CiderD:
 
     def __init__(
         self,
-        refs_corpus: Mapping[Hashable, Sequence[str]],
+        refs_corpus: Mapping[K, Sequence[str]],
         *,
         n: int = 4,
         sigma: float = 6.0,
@@ -54,7 +60,7 @@ class CiderD:
         if tokenize:
             texts = [" ".join(words) for words in ptb_tokenize_lines(texts)]
         split = [t.split() for t in texts]  # str.split, as pycocoevalcap (it also splits at U+00A0)
-        counts_by_key: dict[Hashable, list[list[Counter]]] = {}
+        counts_by_key: dict[K, list[list[Counter]]] = {}
         at = 0
         for key in keys:
             size = len(refs_corpus[key])
@@ -68,7 +74,7 @@ class CiderD:
         self._idf = {gram: self._log_n - math.log(max(1.0, df)) for gram, df in doc_freq.items()}
         self._refs = {key: [self._vector(c) for c in ref_counts] for key, ref_counts in counts_by_key.items()}
 
-    def _vector(self, counts: list[Counter]) -> tuple[list[dict[tuple, float]], list[float], int]:
+    def _vector(self, counts: list[Counter]) -> _Vector:
         """-> (tf-idf weight per n-gram, one dict per order; norm per order; bigram count)."""
         idf, log_n = self._idf, self._log_n
         weights = [{gram: tf * idf.get(gram, log_n) for gram, tf in order.items()} for order in counts]
@@ -76,14 +82,15 @@ class CiderD:
         bigrams = sum(counts[1].values()) if self.n > 1 else 0  # pycocoevalcap's caption "length"
         return weights, norms, bigrams
 
-    def _candidate_vector(self, candidate: str | Sequence[str]):
+    def _candidate_vector(self, candidate: str | Sequence[str]) -> _Vector:
+        words: Sequence[str]
         if isinstance(candidate, str):
             words = (" ".join(ptb_tokenize(candidate)) if self.tokenize else candidate).split()
         else:
             words = candidate
         return self._vector(order_counts(words, self.n))
 
-    def _score(self, vector, refs: list) -> float:
+    def _score(self, vector: _Vector, refs: list[_Vector]) -> float:
         weights, norms, length = vector
         total = 0.0
         for ref_weights, ref_norms, ref_length in refs:
@@ -100,7 +107,7 @@ class CiderD:
                 total += sim * penalty
         return 10.0 * total / self.n / len(refs)
 
-    def score_keys(self, candidates: Sequence[str | Sequence[str]], keys: Sequence[Hashable]) -> np.ndarray:
+    def score_keys(self, candidates: Sequence[str | Sequence[str]], keys: Sequence[K]) -> np.ndarray:
         """CIDEr-D of each candidate against the references stored under its key."""
         if len(candidates) != len(keys):
             raise ValueError(f"{len(candidates)} candidates but {len(keys)} keys")

@@ -42,7 +42,7 @@ import torch
 from captioner.confidence import FEATURES
 from captioner.confidence_calibration import Matcher
 from training.confidence_features import features_from_logprobs, fixed_logprobs, pair_logprobs
-from training.confidence_grids import Grids, base_calibration, photo_summaries
+from training.confidence_grids import Grids, average_grid, base_calibration, photo_summaries
 from training.confidence_heads import FEATURE_SETS, choose_heads, recalibrate
 from training.confidence_matcher import matcher_features
 from training.confidence_pairs import KINDS, Pair, beam_captions, build_pairs, grades
@@ -77,7 +77,8 @@ def fit(
     rows = {s: [grids.index[im.name] for im in ims] for s, ims in splits.items()}
     summaries = photo_summaries(grids)  # (N, 2, C)
     pooled = np.ascontiguousarray(summaries[:, 0])  # (N, C)
-    calib = base_calibration(grids, rows["train"], pooled)
+    avg_grid = average_grid(grids, rows["train"])  # (P, C) the average photo
+    calib = base_calibration(avg_grid, rows["train"], pooled)
     tags = None
     if model.tagger is not None:
         with torch.no_grad():
@@ -96,7 +97,7 @@ def fit(
         rng = np.random.default_rng(seed)
         pairs = [p for s in ("train", "dev") for p in build_pairs(splits[s], rows[s], s, pooled, beams, vocab, rng)]
         photo_lp = pair_logprobs(model.decoder, grids, [p.row for p in pairs], [p.seq for p in pairs])
-        avg_lp = fixed_logprobs(model.decoder, calib.avg_grid, [p.seq for p in pairs])
+        avg_lp = fixed_logprobs(model.decoder, avg_grid, [p.seq for p in pairs])
         raw_file.write_bytes(pickle.dumps((pairs, photo_lp, avg_lp)))
     x = features_from_logprobs(
         model, vocab, labelmap, calib, [p.row for p in pairs], [p.seq for p in pairs], photo_lp, avg_lp, summaries, tags
@@ -138,6 +139,7 @@ def fit(
         from training.plots import reliability_plot  # matplotlib only when asked for
 
         head = calib.head_for(labelmap is not None)
+        assert head is not None  # choose_heads always fits a "tagger" and a "plain" head
         dv = split == "dev"
         s = head(torch.from_numpy(x[dv][:, [FEATURES.index(n) for n in head.features]]).float()).numpy()
         reliability_plot(s, y[dv], plot)

@@ -82,9 +82,11 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 30, seed: int = 0) -> torch.Ten
     return cent
 
 
-def base_calibration(grids: Grids, train_rows: list[int], pooled: np.ndarray, k: int = 32) -> ConfidenceCalibration:
-    """Average photo and OOD centroids of the training photos (no heads yet)."""
+def base_calibration(
+    avg_grid: torch.Tensor, train_rows: list[int], pooled: np.ndarray, k: int = 32
+) -> ConfidenceCalibration:
+    """The average photo avg_grid (P, C) and OOD centroids of the training photos (no heads yet)."""
     x = torch.from_numpy(pooled[train_rows])
     cent = kmeans(x, k)
     d2 = torch.cdist(x, cent).pow(2).min(1).values
-    return ConfidenceCalibration(average_grid(grids, train_rows), cent, float(torch.log(d2 + 1e-6).median()))
+    return ConfidenceCalibration(avg_grid, cent, float(torch.log(d2 + 1e-6).median()))

@@ -68,13 +68,12 @@ def load_or_extract(
     names = [p.name for p in paths]
     if meta_file.is_file() and data_file.is_file():
         meta = json.loads(meta_file.read_text())
-        grids = np.memmap(data_file, dtype=np.float16, mode="r", shape=tuple(meta["shape"]))
-        return FeatureCache(grids, meta["names"])
+        return FeatureCache(np.memmap(data_file, dtype=np.float16, mode="r", shape=tuple(meta["shape"])), meta["names"])
 
     module = encoder_module if encoder_module is not None else build_encoder(encoder, pretrained=True)
     module = module.to(device).eval()
     partial = data_file.with_suffix(".partial")
-    grids = None
+    grids: np.memmap | None = None  # (N, P, C), created once the first batch gives P and C
     with torch.inference_mode():
         desc = f"{encoder} features" + (" (mirrored)" if hflip else "")
         for start in tqdm(range(0, len(paths), batch_size), desc=desc, unit="batch"):

@@ -54,15 +54,19 @@ def choose_donors(labelmap: LabelMap, vocab: Vocabulary) -> dict[str, str]:
     # Donors are the groups' main words ("bird", "pelican"), not synonyms: a synonym can be a homonym
     # whose learned sense is another thing ("kite", the bird, is a toy in the captions).
     known_by_group: dict[str, list[str]] = {}
+    known_id: dict[str, int] = {}  # vocabulary id of each known label-map word
     for e in labelmap.entries:
-        if vocab.id_of(e.word) is not None and e.word not in known_by_group.setdefault(e.group, []):
-            known_by_group[e.group].append(e.word)
-    every_known = sorted({w for ws in known_by_group.values() for w in ws}, key=lambda w: vocab.id_of(w))
+        word_id = vocab.id_of(e.word)
+        if word_id is not None:
+            known_id[e.word] = word_id
+            if e.word not in known_by_group.setdefault(e.group, []):
+                known_by_group[e.group].append(e.word)
+    every_known = sorted({w for ws in known_by_group.values() for w in ws}, key=known_id.__getitem__)
     new = {e.word: e.group for e in labelmap.entries if e.sayable and vocab.id_of(e.word) is None}
     glove = load_glove(set(new) | set(every_known))
     donors = {}
     for word, group in new.items():
-        candidates = sorted(known_by_group.get(group) or every_known, key=lambda w: vocab.id_of(w))
+        candidates = sorted(known_by_group.get(group) or every_known, key=known_id.__getitem__)
         with_vec = [c for c in candidates if c in glove]
         if word in glove and with_vec:
             v = glove[word] / np.linalg.norm(glove[word])

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Hashable, Mapping, Sequence
+from typing import TypeVar
 
 from training.bleu import bleu
 from training.cider import cider_d
@@ -28,10 +29,12 @@ from training.meteor import java_available, meteor_score
 from training.ptb_tokenizer import ptb_tokenize_lines
 from training.rouge import rouge_l
 
+K = TypeVar("K", bound=Hashable)  # an image's key, the same on both sides
+
 
 def evaluate(
-    candidates: Mapping[Hashable, str],
-    references: Mapping[Hashable, Sequence[str]],
+    candidates: Mapping[K, str],
+    references: Mapping[K, Sequence[str]],
     *,
     meteor: bool = True,
 ) -> dict:
@@ -101,8 +104,10 @@ def format_table(metrics: Mapping[str, object], title: str = "Caption metrics") 
             table.add_row(name, f"{value:.4f}")
         elif isinstance(value, str | int):
             table.add_row(name, str(value))
-    console = Console(file=io.StringIO(), width=72, color_system=None)
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=72, color_system=None)
     console.print(table)
-    for note in metrics.get("notes") or []:
+    notes = metrics.get("notes")
+    for note in notes if isinstance(notes, list | tuple) else []:
         console.print(note)
-    return console.file.getvalue()
+    return buffer.getvalue()

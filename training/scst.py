@@ -30,7 +30,7 @@ def with_eos(texts: list[str]) -> list[list[str]]:
     return [words + [EOS] for words in ptb_tokenize_lines(texts)]
 
 
-def train_cider(data: TrainingData) -> CiderD:
+def train_cider(data: TrainingData) -> CiderD[int]:
     """CIDEr-D whose document frequencies come from the training references (keyed by train index)."""
     refs = data.splits["train"].references
     flat = iter(" ".join(words) for words in with_eos([c for caps in refs for c in caps]))
@@ -38,7 +38,7 @@ def train_cider(data: TrainingData) -> CiderD:
 
 
 def scst_epoch(
-    model: Captioner, data: TrainingData, opt, tc, cider: CiderD, epoch: int, part: int = 0, parts: int = 1
+    model: Captioner, data: TrainingData, opt, tc, cider: CiderD[int], epoch: int, part: int = 0, parts: int = 1
 ) -> float:
     """Part `part` of `parts` of one pass over the training images; returns the mean sampled reward.
 

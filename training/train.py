@@ -103,9 +103,11 @@ def xe_epoch(model: Captioner, data: TrainingData, opt, tc: TrainConfig, epoch: 
         mirrored = np.zeros(len(idx), dtype=bool)
         if data.captions_mirrored is not None:
             mirrored = np.random.rand(len(idx)) < 0.5
-        seqs, owner = [], []
+        seqs: list[list[int]] = []
+        owner: list[int] = []
         for i, m in zip(idx, mirrored, strict=True):
-            caps_i = data.captions_mirrored[i] if m else data.captions[i]
+            # m is only ever true when there are mirrored captions
+            caps_i = data.captions_mirrored[i] if m and data.captions_mirrored is not None else data.captions[i]
             seqs.extend(caps_i)
             owner.extend([i] * len(caps_i))
         caps, lengths, perm = pad_batch(seqs)
