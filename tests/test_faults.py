@@ -78,7 +78,10 @@ class Processes:
         return child
 
     def worker(self, name: str, gate: Path | None = None) -> subprocess.Popen[bytes]:
-        return self.start(name, "captioner.worker", *(["--batch-gate", str(gate)] if gate else []))
+        """``captionbot worker``; with ``gate``, one whose batches wait for that file (tests/gated_worker.py)."""
+        if gate is None:
+            return self.start(name, "captionbot_cli", "worker")
+        return self.start(name, "tests.gated_worker", str(gate))
 
     def bot(self, name: str) -> subprocess.Popen[bytes]:
         return self.start(name, "tests.test_faults", "bot", str(self.calls))
@@ -238,8 +241,8 @@ async def _some_delivered(procs: Processes) -> bool:
 
 def _bot_main(calls_file: str) -> None:
     """A bot process whose "chat adapter" appends each delivered request id to ``calls_file``."""
-    from captionbot_cli.runtime import register_adapter_factory, serve
     from captionbot.settings import Settings
+    from captionbot_cli.runtime import register_adapter_factory, serve
 
     class Recorder:
         def __init__(self, service: Any) -> None:

@@ -19,6 +19,7 @@ from captionbot.service import (
 )
 from captionbot.storage import queries
 from captionbot.storage.models import RequestStatus
+from tests.gated_engine import BatchGate
 from tests.tiny_model import (
     DeliveryRecorder,
     make_banded_checkpoint,
@@ -43,15 +44,9 @@ class FakeClock:
 @asynccontextmanager
 async def gated_pipeline(tmp_path, settings, rec):
     """A pipeline whose worker holds its first batch until the gate opens (requests stay pending)."""
-    gate = tmp_path / "gate"
-    try:
-        async with open_pipeline(settings, recorder=rec, worker_overrides={"batch_gate": gate}) as stack:
-            try:
-                yield stack, gate
-            finally:
-                gate.touch()  # let the batch in flight finish, so the worker can stop
-    finally:
-        gate.touch()
+    gate = BatchGate()
+    async with open_pipeline(settings, recorder=rec, gate=gate) as stack:
+        yield stack, gate
 
 
 async def status_of(stack, request_id: str) -> RequestStatus:
@@ -114,7 +109,7 @@ async def test_pending_caps_reject_with_retry_after(backend, tmp_path):
         # The worker works on 2 at once (batch + next); the third is still waiting in line.
         positions = sorted([await stack.service.queue_position(s.request_id) for s in (a1, a2, b1)])
         assert positions == [0, 0, 1]
-        gate.touch()
+        gate.open()
         await rec.wait_for(3)
         assert await stack.service.queue_position(a1.request_id) is None
         assert isinstance(await submit(stack, png_bytes("black"), user="9"), Submitted)  # room again
@@ -135,7 +130,7 @@ async def test_status_message_feedback_stats_and_forget(backend, tmp_path):
         sub = await submit(stack)
         assert await service.set_status_message(sub.request_id, 555)
         assert not await service.set_status_message("0" * 32, 1)
-        gate.touch()
+        gate.open()
         await rec.wait_for(1)
         [d] = rec.deliveries
         assert d.status_message_id == "555"
@@ -187,7 +182,7 @@ async def test_concurrent_deliveries_call_the_handler_once(backend, tmp_path):
 
         stack.service.register_delivery_handler("telegram", refuse)
         sub = await submit(stack)
-        gate.touch()
+        gate.open()
         await until(lambda: _is(stack, sub.request_id, RequestStatus.DONE))
         # The live attempt must have failed and given its claim back before the race starts,
         # or all five calls would (rightly) see a claim held and send nothing.

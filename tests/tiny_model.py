@@ -18,6 +18,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from tests.gated_engine import BatchGate
+
 CAPTIONS = [
     "a dog runs on the grass",
     "a red car on the street",
@@ -252,19 +254,29 @@ async def open_pipeline(
     recorder: DeliveryRecorder | None = None,
     platform: str = "telegram",
     role: str = "all",
+    gate: BatchGate | None = None,
     **open_kwargs: Any,
 ) -> AsyncIterator[Any]:
-    """A started :class:`captionbot_cli.runtime.Stack` whose ``platform`` deliveries go to ``recorder``."""
+    """A started :class:`captionbot_cli.runtime.Stack` whose ``platform`` deliveries go to ``recorder``.
+
+    ``gate``: the worker's batches wait at it from when the stack is open until the test opens it, or
+    the stack closes (the batch held must finish for the worker to stop); see tests/gated_engine.py."""
     from captionbot_cli.runtime import Stack
 
     def register(stack: Any) -> None:
         if recorder is not None and stack.service is not None:
             stack.service.register_delivery_handler(platform, recorder)
 
+    if gate is not None:
+        open_kwargs["engine_loader"] = gate.engine_loader
     stack = await Stack.open(settings, role, adapters=False, before_start=register, **open_kwargs)
+    if gate is not None:
+        gate.arm()
     try:
         yield stack
     finally:
+        if gate is not None:
+            gate.open()
         await stack.close(grace=10)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.gated_engine import BatchGate
 from tests.telegram.fake_api import FakeTelegram
 from tests.tiny_model import Backend, make_settings
 
@@ -51,17 +52,26 @@ def telegram_settings(tmp_path: Path, backend: Backend, fake: FakeTelegram, **ov
 
 @contextlib.asynccontextmanager
 async def bot_stack(
-    settings: Any, *, via_runtime: bool = False, telegram: dict[str, Any] | None = None, **open_kwargs: Any
+    settings: Any,
+    *,
+    via_runtime: bool = False,
+    telegram: dict[str, Any] | None = None,
+    gate: BatchGate | None = None,
+    **open_kwargs: Any,
 ) -> AsyncIterator[Any]:
     """A started runtime Stack with the Telegram adapter.
 
     ``via_runtime``: the adapter comes from the runtime's registered factory (``bot.telegram.app:build``)
     exactly as in production. Otherwise ``telegram`` overrides adapter options; the queue status
     message is then off unless asked for (``status_after_s``), so replies are deterministic.
+    ``gate``: the worker's batches wait at it from when the stack is open until the test opens it, or
+    the stack closes (see tests/gated_engine.py).
     """
     from bot.telegram.app import build
     from captionbot_cli.runtime import Stack
 
+    if gate is not None:
+        open_kwargs["engine_loader"] = gate.engine_loader
     if via_runtime:
         stack = await Stack.open(settings, "all", **open_kwargs)
     else:
@@ -71,9 +81,13 @@ async def bot_stack(
             stack.adapters["telegram"] = build(stack.settings, stack.service, **overrides)
 
         stack = await Stack.open(settings, "all", adapters=False, before_start=add_adapter, **open_kwargs)
+    if gate is not None:
+        gate.arm()
     try:
         yield stack
     finally:
+        if gate is not None:
+            gate.open()  # the batch held must finish for the worker to stop
         await stack.close(grace=5)
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from captionbot.storage import queries
 from captionbot.storage.models import RequestStatus
+from tests.gated_engine import BatchGate
 from tests.telegram.conftest import bot_stack, buttons, caption_id_of, requests, wait_caption
 from tests.telegram.fake_api import png
 from tests.tiny_model import until
@@ -100,48 +101,38 @@ async def test_album_photos_each_get_a_reply_in_album_order(fake, settings):
         assert len({caption_id_of(r) for r in replies}) == 3
 
 
-async def test_slow_answer_says_queue_position_then_edits_it_into_the_caption(fake, settings, tmp_path):
+async def test_slow_answer_says_queue_position_then_edits_it_into_the_caption(fake, settings):
     ann = fake.user(7, "Ann")
     chat = fake.private_chat(ann)
-    gate = tmp_path / "gate"  # the worker holds its first batch until this file exists
-    try:
-        async with bot_stack(
-            settings, telegram={"status_after_s": 0.05}, worker_overrides={"batch_gate": gate}
-        ) as _stack:
-            photo = fake.send(chat, ann, photo=png("red"))
-            status = await fake.wait_reply(chat["id"], photo["message_id"])
-            assert "queue" in status["text"] or "now" in status["text"]
-            assert not buttons(status)
-            gate.touch()
-            answer = await wait_caption(fake, photo)
-            assert answer["message_id"] == status["message_id"]  # the status message became the answer
-            assert fake.calls_of("editMessageText", message_id=status["message_id"])
-            assert len(fake.replies_to(chat["id"], photo["message_id"])) == 1  # no second message
-    finally:
-        gate.touch()
+    gate = BatchGate()  # the worker holds its first batch until the gate opens
+    async with bot_stack(settings, telegram={"status_after_s": 0.05}, gate=gate) as _stack:
+        photo = fake.send(chat, ann, photo=png("red"))
+        status = await fake.wait_reply(chat["id"], photo["message_id"])
+        assert "queue" in status["text"] or "now" in status["text"]
+        assert not buttons(status)
+        gate.open()
+        answer = await wait_caption(fake, photo)
+        assert answer["message_id"] == status["message_id"]  # the status message became the answer
+        assert fake.calls_of("editMessageText", message_id=status["message_id"])
+        assert len(fake.replies_to(chat["id"], photo["message_id"])) == 1  # no second message
 
 
-async def test_a_slow_album_gets_one_queue_status_then_a_reply_per_photo(fake, settings, tmp_path):
+async def test_a_slow_album_gets_one_queue_status_then_a_reply_per_photo(fake, settings):
     ann = fake.user(7, "Ann")
     chat = fake.private_chat(ann)
-    gate = tmp_path / "gate"
-    try:
-        async with bot_stack(
-            settings, telegram={"status_after_s": 0.05}, worker_overrides={"batch_gate": gate}
-        ) as stack:
-            album = [fake.send(chat, ann, photo=png(c), media_group_id="a2") for c in ("red", "green")]
-            await until(lambda: _count_requests(stack, 2))
-            status = await fake.wait_reply(chat["id"], album[0]["message_id"])
-            assert status["text"].startswith(("Your 2 photos", "Describing your 2 photos"))
-            gate.touch()
-            first, second = [await wait_caption(fake, photo) for photo in album]
-            assert first["message_id"] == status["message_id"]  # the album's status became photo 1's answer
-            assert second["message_id"] > first["message_id"]
-            assert not fake.replies_to(chat["id"], album[1]["message_id"])[1:]  # one message per photo
-            statuses = [m for m in fake.bot_messages(chat["id"]) if "photos" in m["text"]]
-            assert statuses == []  # every status was edited into a caption
-    finally:
-        gate.touch()
+    gate = BatchGate()
+    async with bot_stack(settings, telegram={"status_after_s": 0.05}, gate=gate) as stack:
+        album = [fake.send(chat, ann, photo=png(c), media_group_id="a2") for c in ("red", "green")]
+        await until(lambda: _count_requests(stack, 2))
+        status = await fake.wait_reply(chat["id"], album[0]["message_id"])
+        assert status["text"].startswith(("Your 2 photos", "Describing your 2 photos"))
+        gate.open()
+        first, second = [await wait_caption(fake, photo) for photo in album]
+        assert first["message_id"] == status["message_id"]  # the album's status became photo 1's answer
+        assert second["message_id"] > first["message_id"]
+        assert not fake.replies_to(chat["id"], album[1]["message_id"])[1:]  # one message per photo
+        statuses = [m for m in fake.bot_messages(chat["id"]) if "photos" in m["text"]]
+        assert statuses == []  # every status was edited into a caption
 
 
 async def _count_requests(stack, n: int) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.gated_engine import BatchGate
 from tests.telegram.conftest import bot_stack, buttons, caption_id_of, requests, wait_answer, wait_caption
 from tests.telegram.fake_api import png
 from tests.tiny_model import until
@@ -43,27 +44,24 @@ async def test_buttons_and_prompts_from_before_a_restart_still_work(fake, settin
         assert not fake.unanswered_callbacks()
 
 
-async def test_results_finished_while_the_bot_was_down_are_sent_on_start(fake, settings, tmp_path):
+async def test_results_finished_while_the_bot_was_down_are_sent_on_start(fake, settings):
     ann = fake.user(7, "Ann")
     chat = fake.private_chat(ann)
-    gate = tmp_path / "gate"
-    try:
-        async with bot_stack(settings, worker_overrides={"batch_gate": gate}) as first:
-            photo = fake.send(chat, ann, photo=png())
-            await until(lambda: _requests_exist(first))  # queued, held at the gate
-            # Stop the adapter first, then let the worker finish: nobody is there to send the reply.
-            await first.adapters.pop("telegram").stop()
-            gate.touch()
+    gate = BatchGate()
+    async with bot_stack(settings, gate=gate) as first:
+        photo = fake.send(chat, ann, photo=png())
+        await until(lambda: _requests_exist(first))  # queued, held at the gate
+        # Stop the adapter first, then let the worker finish: nobody is there to send the reply.
+        await first.adapters.pop("telegram").stop()
+        gate.open()
 
-            async def finished() -> bool:
-                return await first.service.queue_position((await _only_request(first)).public_id) is None
+        async def finished() -> bool:
+            return await first.service.queue_position((await _only_request(first)).public_id) is None
 
-            await until(finished)
-        assert not fake.replies_to(chat["id"], photo["message_id"])
-        async with bot_stack(settings) as _second:
-            await wait_caption(fake, photo)
-    finally:
-        gate.touch()
+        await until(finished)
+    assert not fake.replies_to(chat["id"], photo["message_id"])
+    async with bot_stack(settings) as _second:
+        await wait_caption(fake, photo)
 
 
 async def _requests_exist(stack) -> bool:
