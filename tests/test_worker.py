@@ -212,7 +212,7 @@ async def test_a_promoted_model_whose_file_changed_is_refused(backend, tmp_path)
         assert not await stack.worker.reload_if_promoted_changed(wait=True)
         assert stack.worker.model_version == "tiny-v1"  # keeps serving what it had
         await stack.worker.reload_if_promoted_changed(force_check=True)
-        assert stack.worker._pending_load is None, "a refused version is not loaded again and again"
+        assert stack.worker.models._pending_load is None, "a refused version is not loaded again and again"
         sub = await submit(stack, png_bytes("red"))
         await rec.wait_for(1)
         assert rec.deliveries[0].request_id == sub.request_id and rec.deliveries[0].model_version == "tiny-v1"
@@ -267,7 +267,7 @@ async def test_a_batch_of_captions_is_stored_together_and_a_bad_one_fails_alone(
         event.listen(sync_engine, "commit", on_commit)
         try:
             batch = [result("one"), result("two"), result("three")]
-            stored = await worker._store_results(list(zip(claimed, batch, strict=True)))
+            stored = await worker.batch_loop.store_results(list(zip(claimed, batch, strict=True)))
             assert stored == [True, True, True] and len(commits) == 1, "three captions, one transaction"
             for row in rows:  # make them take a result again
                 async with stack.session_factory.begin() as session:
@@ -275,7 +275,7 @@ async def test_a_batch_of_captions_is_stored_together_and_a_bad_one_fails_alone(
                     r.status = RequestStatus.RUNNING
                     await session.execute(Caption.__table__.delete().where(Caption.request_id == row.id))
             batch = [result("ok"), result(None), result("fine")]  # no text: the database refuses that row
-            out = await worker._store_results(list(zip(claimed, batch, strict=True)))
+            out = await worker.batch_loop.store_results(list(zip(claimed, batch, strict=True)))
         finally:
             event.remove(sync_engine, "commit", on_commit)
         assert out[0] is True and out[2] is True and isinstance(out[1], Exception)
