@@ -6,7 +6,7 @@ Roles:
     Everything in one process: database, queues, worker, service, chat adapters, metrics. Works on
     the embedded default (SQLite + ``memory://``), and there - since there is no separate deploy
     step - an outdated SQLite schema is upgraded at start (logged).
-``worker`` (``captionbot worker``, ``python -m captioner.worker``)
+``worker`` (``captionbot worker``)
     Only the caption worker. Needs a shared broker (``redis://``).
 ``bot`` (``captionbot bot``)
     Chat adapters + :class:`~captionbot.service.CaptionService` + the delivery consumer. Needs a

@@ -36,8 +36,7 @@ from captionbot.broker import Queues, QueueUnavailableError
 from captionbot.images import ImageError, load_image
 from captionbot.jobs import CaptionJob, DeliveryNotice, ErrorCode
 from captionbot.observability import METRICS
-from captionbot.storage import queries as q
-from captionbot.storage import requests as rq
+from captionbot.storage import jobs
 from captionbot.storage.imagestore import ImageStore
 from captioner.batcher import BatcherStopped, MicroBatcher
 from captioner.inference import CaptionResult
@@ -81,7 +80,7 @@ class BatchLoop:
             self._run_batch, max_size=options.batch_size, max_wait=options.batch_wait_ms / 1000
         )
         # A batch's results arrive together: store them in one transaction instead of one each.
-        self.completer: MicroBatcher[tuple[rq.ClaimedJob, Captioned], bool] = MicroBatcher(
+        self.completer: MicroBatcher[tuple[jobs.ClaimedJob, Captioned], bool] = MicroBatcher(
             self.store_results, max_size=4 * options.batch_size, max_wait=0
         )
         self._stopping = False
@@ -113,7 +112,7 @@ class BatchLoop:
             return
         now = self.clock()
         async with self.session_factory.begin() as session:
-            claimed = await rq.claim_job(
+            claimed = await jobs.claim_job(
                 session, public_id=job.request_id, stale_before=now - timedelta(seconds=self.options.stale_after_s)
             )
         if claimed is None:
@@ -147,7 +146,7 @@ class BatchLoop:
             captioned = await self.batcher.submit(image)
         except BatcherStopped:
             async with self.session_factory.begin() as session:
-                await rq.release_claim(session, request_id=claimed.id)
+                await jobs.release_claim(session, request_id=claimed.id)
             await self._put_back(job)
             return
         except Exception as exc:
@@ -156,7 +155,7 @@ class BatchLoop:
             return
         await self._complete(claimed, captioned)
 
-    async def _complete(self, claimed: rq.ClaimedJob, captioned: Captioned) -> None:
+    async def _complete(self, claimed: jobs.ClaimedJob, captioned: Captioned) -> None:
         stored: bool | BaseException
         try:
             stored = await self.completer.submit((claimed, captioned))
@@ -171,14 +170,14 @@ class BatchLoop:
         await self._notify(claimed.public_id)
 
     async def store_results(
-        self, items: list[tuple[rq.ClaimedJob, Captioned]], *, together: bool = True
+        self, items: list[tuple[jobs.ClaimedJob, Captioned]], *, together: bool = True
     ) -> list[bool | BaseException]:
         """Store captions (True: this call stored it; False: the request no longer takes one). One
         transaction for all; if that fails, one each, so one bad row can't sink the others."""
 
-        async def store(session: AsyncSession, claimed: rq.ClaimedJob, captioned: Captioned) -> bool:
+        async def store(session: AsyncSession, claimed: jobs.ClaimedJob, captioned: Captioned) -> bool:
             result = captioned.result
-            caption = await q.complete_request(
+            caption = await jobs.complete_request(
                 session,
                 request_id=claimed.id,
                 text=result.text,
@@ -209,7 +208,7 @@ class BatchLoop:
 
     async def _fail(
         self,
-        claimed: rq.ClaimedJob,
+        claimed: jobs.ClaimedJob,
         code: ErrorCode,
         user_message: str | None = None,
         *,
@@ -219,7 +218,7 @@ class BatchLoop:
         """``user_message``: what to tell the person, when more precise than the code's usual text."""
         METRICS.failures.labels(kind=code.value).inc()
         async with self.session_factory.begin() as session:
-            again = await q.fail_request(
+            again = await jobs.fail_request(
                 session,
                 request_id=claimed.id,
                 code=code,

@@ -24,7 +24,7 @@ from PIL import Image as PILImage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from captionbot.observability import METRICS
-from captionbot.storage import queries as q
+from captionbot.storage import model_versions
 from captioner.checkpoint import file_sha256
 from captioner.inference import CaptionEngine
 from captioner.worker.options import EngineLoader
@@ -83,7 +83,7 @@ class ModelManager:
 
     async def _initial_model(self) -> LoadedModel:
         async with self.session_factory() as session:
-            promoted = await q.current_model_version(session)
+            promoted = await model_versions.current_model_version(session)
         if promoted is not None:
             try:
                 return await self._load(promoted.id, promoted.name, Path(promoted.path), promoted.sha256)
@@ -95,13 +95,13 @@ class ModelManager:
         engine = await asyncio.to_thread(self._load_engine, self.model_path)
         sha = await asyncio.to_thread(file_sha256, self.model_path)
         async with self.session_factory.begin() as session:
-            version = await q.get_model_version(session, name=engine.version)
+            version = await model_versions.get_model_version(session, name=engine.version)
             if version is None or version.sha256 in (None, sha):
-                version = await q.register_model_version(
+                version = await model_versions.register_model_version(
                     session, name=engine.version, path=str(self.model_path), sha256=sha
                 )
             else:  # same name, another file: keep both apart (captions must name what made them)
-                version = await q.register_model_version(
+                version = await model_versions.register_model_version(
                     session, name=f"{engine.version}-{sha[:12]}", path=str(self.model_path), sha256=sha
                 )
         return LoadedModel(engine, version.id, version.name)
@@ -129,7 +129,7 @@ class ModelManager:
             self._last_reload_check = now
             try:
                 async with self.session_factory() as session:
-                    promoted = await q.current_model_version(session)
+                    promoted = await model_versions.current_model_version(session)
             except Exception:
                 log.warning("could not check the promoted model", exc_info=True)
                 promoted = None

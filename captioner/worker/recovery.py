@@ -3,7 +3,7 @@
 At start and then every ``stale_after_s`` the worker re-enqueues requests stuck
 ``queued``/``running`` for longer than ``stale_after_s`` (memory:// at start: all of them, since the
 in-process queue died with the last process). Every worker may do this; the conditional UPDATE in
-:func:`~captionbot.storage.requests.requeue_stale` lets one of them win each row.
+:func:`~captionbot.storage.jobs.requeue_stale_requests` lets one of them win each row.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from captionbot.broker import Queues, QueueUnavailableError
 from captionbot.jobs import CaptionJob
-from captionbot.storage import queries as q
-from captionbot.storage import requests as rq
+from captionbot.storage import jobs
 from captioner.worker.options import WorkerOptions
 
 log = logging.getLogger(__name__)
@@ -58,8 +57,10 @@ class StaleRecovery:
         now = self.clock()
         cutoff = now + timedelta(seconds=1) if everything else now - timedelta(seconds=self.options.stale_after_s)
         async with self.session_factory.begin() as session:
-            stale = await q.requeue_stale_requests(session, older_than=cutoff, max_attempts=self.options.max_attempts)
-            digests = await rq.image_digests(session, image_ids=(r.image_id for r in stale))
+            stale = await jobs.requeue_stale_requests(
+                session, older_than=cutoff, max_attempts=self.options.max_attempts
+            )
+            digests = await jobs.image_digests(session, image_ids=(r.image_id for r in stale))
         rows = [(r.public_id, digests[r.image_id]) for r in stale]
         for public_id, sha in rows:
             try:
