@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
-from captionbot_cli.main import app
-from captionbot.storage import queries as q
+from captionbot.storage import captions, deliveries, jobs, model_versions, retention, users
 from captionbot.storage.imagestore import ImageStore, sha256_hex
 from captionbot.storage.models import Caption, ModelStatus, utcnow
+from captionbot_cli.main import app
 from tests.tiny_model import make_tiny_checkpoint, png_bytes
 from training.datasets import load_jsonl
 from training.feedback import dev_split, export_feedback
@@ -61,7 +61,7 @@ class World:
 
 async def _user_id(s: AsyncSession, who: str) -> int:
     platform_id, name = USERS[who]
-    return (await q.get_or_create_user(s, platform="telegram", platform_user_id=platform_id, display_name=name)).id
+    return (await users.get_or_create_user(s, platform="telegram", platform_user_id=platform_id, display_name=name)).id
 
 
 async def _photo(factory: Factory, store: ImageStore, *, requester: str, color: str, caption: str) -> tuple[str, int]:
@@ -70,25 +70,27 @@ async def _photo(factory: Factory, store: ImageStore, *, requester: str, color: 
     sha = store.put(data)
     async with factory.begin() as s:
         user_id = await _user_id(s, requester)
-        chat = await q.get_or_create_chat(s, platform="telegram", platform_chat_id=f"chat-{requester}", kind="private")
-        image = await q.add_image(s, sha256=sha, size_bytes=len(data), width=32, height=24, mime="image/png")
-        request = await q.create_request(
+        chat = await users.get_or_create_chat(
+            s, platform="telegram", platform_chat_id=f"chat-{requester}", kind="private"
+        )
+        image = await jobs.add_image(s, sha256=sha, size_bytes=len(data), width=32, height=24, mime="image/png")
+        request = await jobs.create_request(
             s, platform="telegram", chat_id=chat.id, requester_id=user_id, image_id=image.id
         )
-        assert await q.claim_request(s, request_id=request.id)
-        result = await q.complete_request(s, request_id=request.id, text=caption)
+        assert await jobs.claim_job(s, public_id=request.public_id, stale_before=utcnow() - timedelta(days=365))
+        result = await jobs.complete_request(s, request_id=request.id, text=caption)
         assert result is not None
         return sha, result.id
 
 
 async def _feedback(factory: Factory, caption_id: int, rater: str, **values: object) -> None:
     async with factory.begin() as s:
-        await q.set_feedback(s, caption_id=caption_id, user_id=await _user_id(s, rater), **values)  # type: ignore[arg-type]
+        await captions.set_feedback(s, caption_id=caption_id, user_id=await _user_id(s, rater), **values)  # type: ignore[arg-type]
 
 
 async def _opt_out(factory: Factory, who: str) -> None:
     async with factory.begin() as s:
-        assert await q.set_training_opt_out(s, user_id=await _user_id(s, who), opt_out=True)
+        assert await users.set_training_opt_out(s, user_id=await _user_id(s, who), opt_out=True)
 
 
 async def _purge(factory: Factory, store: ImageStore, sha: str, caption_id: int) -> None:
@@ -96,10 +98,10 @@ async def _purge(factory: Factory, store: ImageStore, sha: str, caption_id: int)
     async with factory.begin() as s:
         caption = await s.get(Caption, caption_id)
         assert caption is not None
-        assert await q.claim_delivery(s, request_id=caption.request_id)
-        assert await q.mark_delivered(s, request_id=caption.request_id)
+        assert await deliveries.claim_delivery(s, request_id=caption.request_id)
+        assert await deliveries.mark_delivered(s, request_id=caption.request_id)
     async with factory.begin() as s:
-        purged = await q.purge_expired_images(
+        purged = await retention.purge_expired_images(
             s, older_than=utcnow() + timedelta(days=1), image_store=store, keep_for_training=False
         )
     assert purged == [sha]
@@ -348,10 +350,10 @@ async def test_feedback_loop_closes(
     output = _cli(cli_env, "model", "promote", "feedback-r1")
     assert "promoted feedback-r1 (was tiny-v1, now retired)" in output
     async with session_factory() as s:
-        current = await q.current_model_version(s)
+        current = await model_versions.current_model_version(s)
         assert current is not None and current.name == "feedback-r1"
         assert current.path == str(best.resolve()) and current.metrics == payload["metrics"]
-        retired = await q.get_model_version(s, name="tiny-v1")
+        retired = await model_versions.get_model_version(s, name="tiny-v1")
         assert retired is not None and retired.status == ModelStatus.RETIRED
 
     listing = _cli(cli_env, "model", "list")

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from captionbot.storage import queries
+from captionbot.storage import jobs
 from captionbot.storage.models import RequestStatus, utcnow
 from tests.tiny_model import (
     DeliveryRecorder,
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.timeout(60)
 async def _all_delivered(stack, ids) -> bool:
     async with stack.session_factory() as session:
         for rid in ids:
-            if (await queries.get_request_by_public_id(session, public_id=rid)).status != RequestStatus.DELIVERED:
+            if (await jobs.get_request_by_public_id(session, public_id=rid)).status != RequestStatus.DELIVERED:
                 return False
     return True
 

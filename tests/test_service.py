@@ -17,7 +17,7 @@ from captionbot.service import (
     Submitted,
     UnknownCaptionError,
 )
-from captionbot.storage import queries
+from captionbot.storage import captions, deliveries, jobs
 from captionbot.storage.models import RequestStatus
 from tests.gated_engine import BatchGate
 from tests.tiny_model import (
@@ -51,7 +51,7 @@ async def gated_pipeline(tmp_path, settings, rec):
 
 async def status_of(stack, request_id: str) -> RequestStatus:
     async with stack.session_factory() as session:
-        return (await queries.get_request_by_public_id(session, public_id=request_id)).status
+        return (await jobs.get_request_by_public_id(session, public_id=request_id)).status
 
 
 async def test_rate_limit_rejects_with_retry_after_then_recovers(backend, tmp_path):
@@ -196,7 +196,7 @@ async def test_concurrent_deliveries_call_the_handler_once(backend, tmp_path):
 
 async def _claim_free(stack, request_id: str) -> bool:
     async with stack.session_factory() as session:
-        return (await queries.get_request_by_public_id(session, public_id=request_id)).delivered_at is None
+        return (await jobs.get_request_by_public_id(session, public_id=request_id)).delivered_at is None
 
 
 async def _is(stack, request_id: str, status: RequestStatus) -> bool:
@@ -221,11 +221,11 @@ async def test_a_reply_that_always_fails_is_given_up_after_the_attempt_limit(bac
         sub = await submit(stack)
         await until(lambda: _has_call(rec, sub.request_id))
         await until(lambda: _is(stack, sub.request_id, RequestStatus.DONE))
-        for _ in range(queries.DEFAULT_DELIVERY_ATTEMPTS + 3):  # sweeps, more than the limit
+        for _ in range(deliveries.DEFAULT_DELIVERY_ATTEMPTS + 3):  # sweeps, more than the limit
             await stack.service.redeliver_pending()
-        assert rec.calls[sub.request_id] == queries.DEFAULT_DELIVERY_ATTEMPTS
+        assert rec.calls[sub.request_id] == deliveries.DEFAULT_DELIVERY_ATTEMPTS
         async with stack.session_factory() as session:
-            assert await queries.undelivered_results(session) == [], "the sweep no longer picks it up"
+            assert await deliveries.undelivered_results(session) == [], "the sweep no longer picks it up"
 
 
 async def _has_call(rec: DeliveryRecorder, request_id: str) -> bool:
@@ -254,8 +254,8 @@ async def test_band_hint_and_labels_go_from_the_worker_through_storage_to_the_de
         [delivery] = rec.by_request(sub.request_id)
         assert (delivery.status, delivery.band, delivery.hint) == ("done", "unsure", "a cat")
         async with stack.session_factory() as session:
-            caption = await queries.caption_for_request(
-                session, request_id=(await queries.get_request_by_public_id(session, public_id=sub.request_id)).id
+            caption = await captions.caption_for_request(
+                session, request_id=(await jobs.get_request_by_public_id(session, public_id=sub.request_id)).id
             )
         assert caption is not None and caption.id == delivery.caption_id
         assert (caption.band, caption.hint) == ("unsure", "a cat")

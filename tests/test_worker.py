@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from captionbot.jobs import CaptionJob
 from captionbot.service import Submitted
-from captionbot.storage import queries
+from captionbot.storage import jobs, model_versions, users
 from captionbot.storage.models import Caption, CaptionRequest, ModelVersion, RequestStatus
 from captioner.inference import CaptionEngine
 from tests.tiny_model import (
@@ -58,7 +58,7 @@ def spy_loader(spies: list[SpyEngine]):
 
 async def request_row(stack, request_id: str) -> CaptionRequest:
     async with stack.session_factory() as session:
-        return await queries.get_request_by_public_id(session, public_id=request_id)
+        return await jobs.get_request_by_public_id(session, public_id=request_id)
 
 
 async def is_delivered(stack, request_id: str) -> bool:
@@ -131,12 +131,10 @@ async def test_undecodable_photo_fails_at_once_with_its_own_message(backend, tmp
         data = png_bytes("red")[:60]
         sha = stack.image_store.put(data)
         async with stack.session_factory.begin() as session:
-            user = await queries.get_or_create_user(session, platform="telegram", platform_user_id="9")
-            chat = await queries.get_or_create_chat(session, platform="telegram", platform_chat_id="9", kind="private")
-            image = await queries.add_image(
-                session, sha256=sha, size_bytes=len(data), width=1, height=1, mime="image/png"
-            )
-            req = await queries.create_request(
+            user = await users.get_or_create_user(session, platform="telegram", platform_user_id="9")
+            chat = await users.get_or_create_chat(session, platform="telegram", platform_chat_id="9", kind="private")
+            image = await jobs.add_image(session, sha256=sha, size_bytes=len(data), width=1, height=1, mime="image/png")
+            req = await jobs.create_request(
                 session, platform="telegram", chat_id=chat.id, requester_id=user.id, image_id=image.id
             )
         await stack.queues.enqueue_caption(CaptionJob(request_id=req.public_id, image_sha256=sha))
@@ -165,7 +163,7 @@ async def test_duplicate_job_messages_caption_once(backend, tmp_path):
 
 async def _no_pending(stack) -> bool:
     async with stack.session_factory() as session:
-        return await queries.count_pending(session) == 0
+        return await jobs.count_pending(session) == 0
 
 
 async def test_hot_reload_switches_models_between_batches(backend, tmp_path):
@@ -178,8 +176,8 @@ async def test_hot_reload_switches_models_between_batches(backend, tmp_path):
         first = await submit(stack, png_bytes("red"))
         await rec.wait_for(1)
         async with stack.session_factory.begin() as session:
-            version = await queries.register_model_version(session, name="tiny-v2", path=str(v2))
-            await queries.promote_model_version(session, model_version_id=version.id)
+            version = await model_versions.register_model_version(session, name="tiny-v2", path=str(v2))
+            await model_versions.promote_model_version(session, model_version_id=version.id)
         assert await worker.reload_if_promoted_changed(wait=True)
         assert worker.model_version == "tiny-v2"
         second = await submit(stack, png_bytes("blue"))
@@ -207,8 +205,10 @@ async def test_a_promoted_model_whose_file_changed_is_refused(backend, tmp_path)
     rec = DeliveryRecorder()
     async with open_pipeline(make_settings(tmp_path, backend, model_path=v1), recorder=rec) as stack:
         async with stack.session_factory.begin() as session:
-            version = await queries.register_model_version(session, name="tiny-v2", path=str(v2), sha256=registered)
-            await queries.promote_model_version(session, model_version_id=version.id)
+            version = await model_versions.register_model_version(
+                session, name="tiny-v2", path=str(v2), sha256=registered
+            )
+            await model_versions.promote_model_version(session, model_version_id=version.id)
         assert not await stack.worker.reload_if_promoted_changed(wait=True)
         assert stack.worker.model_version == "tiny-v1"  # keeps serving what it had
         await stack.worker.reload_if_promoted_changed(force_check=True)
@@ -245,11 +245,11 @@ async def test_a_batch_of_captions_is_stored_together_and_a_bad_one_fails_alone(
         subs = [await submit(stack, png_bytes(c)) for c in ("red", "green", "blue")]
         await rec.wait_for(3)
         async with stack.session_factory.begin() as session:  # three requests running again, results to store
-            rows = [await queries.get_request_by_public_id(session, public_id=s.request_id) for s in subs]
+            rows = [await jobs.get_request_by_public_id(session, public_id=s.request_id) for s in subs]
             for row in rows:
                 row.status, row.delivered_at = RequestStatus.RUNNING, None
                 await session.execute(Caption.__table__.delete().where(Caption.request_id == row.id))
-        from captionbot.storage.requests import ClaimedJob
+        from captionbot.storage.jobs import ClaimedJob
 
         claimed = [ClaimedJob(r.id, r.public_id, "0" * 64, 1, r.created_at) for r in rows]
 

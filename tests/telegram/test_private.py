@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from captionbot.storage import queries
+from captionbot.storage import users
 from captionbot.storage.models import RequestStatus
 from tests.gated_engine import BatchGate
 from tests.telegram.conftest import bot_stack, buttons, caption_id_of, requests, wait_caption
@@ -38,7 +38,7 @@ async def test_private_photo_is_captioned_in_reply_with_buttons(fake, settings):
             ("\N{PENCIL}\N{VARIATION SELECTOR-16} Better caption", f"c1:{cid}"),
         ]
         async with stack.session_factory() as session:
-            user = await queries.get_user(session, platform="telegram", platform_user_id=7)
+            user = await users.get_user(session, platform="telegram", platform_user_id=7)
             assert user.display_name == "Ann"
         # The service recorded the reply: exactly one request, delivered, pointing at our message.
         await until(lambda: _all_delivered(stack))
