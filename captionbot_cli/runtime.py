@@ -302,7 +302,7 @@ class Stack:
 
 def _quiet_libraries() -> None:
     # taskiq logs every task at INFO; keep our logs readable.
-    for name in ("taskiq", "taskiq.receiver.receiver", "taskiq.redis_broker"):
+    for name in ("taskiq", "taskiq.receiver.receiver"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 

@@ -66,6 +66,10 @@ class Queues:
         self._delivery_kicker: _PayloadKicker = AsyncKicker(DELIVERY_TASK, self.deliveries, {})
         self._loops: list[ReceiverLoop] = []
         self._started = False
+        # memory:// only: messages kicked whose handler has not returned yet (see wait_idle).
+        self._unfinished = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def _redis_broker(self, queue: str, group: str, consumer: str, *, read_count: int) -> ReclaimingRedisStreamBroker:
         """The broker of one queue: stream ``<prefix>:<queue>``, consumer group ``<prefix>:<group>``."""
@@ -113,7 +117,7 @@ class Queues:
                 return
             await handler(parsed)
 
-        self.captions.register_task(caption_task, task_name=CAPTION_TASK)
+        self.captions.register_task(self._counted(caption_task), task_name=CAPTION_TASK)
 
     def on_delivery(self, handler: DeliveryHandler) -> None:
         """Register the bot side's handler for delivery notices (before :meth:`start`)."""
@@ -126,7 +130,29 @@ class Queues:
                 return
             await handler(parsed)
 
-        self.deliveries.register_task(delivery_task, task_name=DELIVERY_TASK)
+        self.deliveries.register_task(self._counted(delivery_task), task_name=DELIVERY_TASK)
+
+    def _counted(
+        self, task: Callable[[dict[str, Any]], Awaitable[None]]
+    ) -> Callable[[dict[str, Any]], Awaitable[None]]:
+        """memory:// only: count the handler's return, so :meth:`wait_idle` knows when all are done."""
+        if self.durable:
+            return task
+
+        async def counted(payload: dict[str, Any]) -> None:
+            try:
+                await task(payload)
+            finally:
+                self._finished_one()
+
+        counted.__name__ = getattr(task, "__name__", "task")
+        return counted
+
+    def _finished_one(self) -> None:
+        self._unfinished -= 1
+        if self._unfinished <= 0:
+            self._unfinished = 0
+            self._idle.set()
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -177,14 +203,10 @@ class Queues:
         """memory:// only: wait (up to ``grace`` s) until every kicked handler has returned."""
         if self.durable:
             return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            running = [
-                t for b in (self.captions, self.deliveries) for t in getattr(b, "_running_tasks", ()) if not t.done()
-            ]
-            if not running:
-                return
-            await asyncio.wait(running, timeout=max(0.0, deadline - time.monotonic()))
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout=grace)
+        except TimeoutError:
+            log.warning("%d in-process task(s) still running after %.0f s", self._unfinished, grace)
 
     # -- sending ---------------------------------------------------------------------------------
 
@@ -201,10 +223,15 @@ class Queues:
         deadline = time.monotonic() + retry_for
         delay = 0.05
         while True:
+            if not self.durable:  # counted now: the in-process handler may run before kiq returns
+                self._unfinished += 1
+                self._idle.clear()
             try:
                 await kicker.kiq(payload)
                 return
             except Exception as exc:
+                if not self.durable:
+                    self._finished_one()
                 if time.monotonic() + delay > deadline:
                     raise QueueUnavailableError(f"could not enqueue {kicker.task_name}: {type(exc).__name__}") from exc
                 log.info("enqueue of %s failed (%s); retrying", kicker.task_name, type(exc).__name__)
