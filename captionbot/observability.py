@@ -110,8 +110,9 @@ class HealthServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server  # aiohttp keeps the asyncio server here; we only read its socket
-        port = server.sockets[0].getsockname()[1] if server and server.sockets else self.port
+        # The bound address (port 0 in tests picks a free one): the runner lists what its sites bound.
+        addresses = self._runner.addresses
+        port = addresses[0][1] if addresses else self.port
         log.info("metrics and health on :%d (/metrics, /healthz)", port)
         return int(port)
 

@@ -163,6 +163,17 @@ class Settings(BaseSettings):
             raise ValueError("telegram_use_webhook needs telegram_webhook_url")
         return self
 
+    # Typed views of the two derived fields (set by _derive_defaults, so never None after start).
+    @property
+    def db_url(self) -> str:
+        assert self.database_url is not None
+        return self.database_url
+
+    @property
+    def photos_dir(self) -> Path:
+        assert self.image_store_dir is not None
+        return self.image_store_dir
+
     def __repr_args__(self) -> Any:
         # URLs may embed passwords: show them redacted.
         for name, value in super().__repr_args__():

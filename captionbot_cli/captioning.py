@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from captionbot_cli.common import need_model_extra
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
 
 
 def caption(
@@ -24,7 +27,7 @@ def caption(
     describe this photo well. It may show a cat." when the model is unsure)."""
     need_model_extra()
     from captionbot.images import ImageError, load_image
-    from captionbot.wording import describe
+    from captionbot.texts import describe
     from captioner.checkpoint import CheckpointError
     from captioner.inference import CaptionEngine
 
@@ -34,7 +37,7 @@ def caption(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     failed = 0
-    loaded: list[tuple[Path, object]] = []
+    loaded: list[tuple[Path, PILImage.Image]] = []
     for photo in photos:
         try:
             loaded.append((photo, load_image(photo)))
@@ -145,7 +148,7 @@ def judge(
     except CheckpointError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    ready: list[tuple[dict, object]] = []
+    ready: list[tuple[dict[str, Any], PILImage.Image]] = []
     for row in rows:
         if "error" in row:
             continue
@@ -154,7 +157,7 @@ def judge(
             problem = 'the line has no "image" path'
         if problem is None:
             try:
-                ready.append((row, load_image(Path(row["image"]))))
+                ready.append((row, load_image(Path(str(row["image"])))))
             except FileNotFoundError:
                 problem = f"no photo at {row['image']}"
             except (ImageError, OSError) as exc:

@@ -50,8 +50,7 @@ async def open_database(settings: Settings) -> AsyncIterator[async_sessionmaker[
     """Sessions on the configured database; exits 2 unless its schema is the one this code needs."""
     from captionbot.storage.db import SchemaOutdatedError, check_schema_current, create_engine, make_session_factory
 
-    assert settings.database_url is not None  # Settings derives it from data_dir when unset
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.db_url)
     try:
         try:
             await check_schema_current(engine)

@@ -6,8 +6,6 @@ still runs `captionbot bot` and `captionbot db ...`.
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from captionbot_cli import captioning, model_commands, training_commands
@@ -33,7 +31,7 @@ def db_upgrade() -> None:
     from captionbot.storage.db import upgrade
 
     settings = Settings()
-    upgrade(settings.database_url)
+    upgrade(settings.db_url)
     typer.echo("database schema is up to date")
 
 
@@ -74,4 +72,4 @@ def main() -> None:  # pragma: no cover
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

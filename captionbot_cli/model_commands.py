@@ -43,7 +43,7 @@ def feedback_export(
     async def export() -> Any:
         async with open_database(settings) as factory:
             return await export_feedback(
-                factory, ImageStore(settings.image_store_dir), out, min_rating=min_rating, dev_fraction=dev_fraction
+                factory, ImageStore(settings.photos_dir), out, min_rating=min_rating, dev_fraction=dev_fraction
             )
 
     typer.echo(run_async(export()).summary())

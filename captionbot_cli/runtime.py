@@ -120,7 +120,7 @@ def _build_adapter(name: str, settings: Any, service: CaptionService) -> ChatAda
                 f"the {name} adapter ({module_name}) can't be imported: {exc}. "
                 f"Install its extra: pip install 'captionbot[{name}]'"
             ) from exc
-    return factory(settings, service)  # type: ignore[operator]
+    return factory(settings, service)
 
 
 def _is_sqlite(url: str) -> bool:
@@ -195,9 +195,9 @@ class Stack:
             )
         if auto_upgrade_sqlite is None:
             auto_upgrade_sqlite = role == "all"
-        db = await prepare_database(settings.database_url, auto_upgrade_sqlite=auto_upgrade_sqlite)
+        db = await prepare_database(settings.db_url, auto_upgrade_sqlite=auto_upgrade_sqlite)
         session_factory = make_session_factory(db)
-        stack = cls(settings, role, db, session_factory, ImageStore(settings.image_store_dir), queues)
+        stack = cls(settings, role, db, session_factory, ImageStore(settings.photos_dir), queues)
         try:
             await stack._start(adapters, worker_overrides or {}, engine_loader, service_options or {}, before_start)
         except BaseException:

@@ -69,7 +69,8 @@ async def set_feedback(
         .on_conflict_do_update(index_elements=["caption_id", "user_id"], set_=changes)
         .returning(Feedback)
     )
-    return (await session.scalars(stmt, execution_options={"populate_existing": True})).one()
+    feedback: Feedback = (await session.scalars(stmt, execution_options={"populate_existing": True})).one()
+    return feedback
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +86,7 @@ class TrainingExample:
     model_version_id: int | None
 
 
-def usable_feedback(*columns: Any, min_rating: int | None) -> Select:
+def usable_feedback(*columns: Any, min_rating: int | None) -> Select[Any]:
     """SELECT ``columns`` FROM feedback that training may use: a correction, or a rating of at least
     ``min_rating`` (None: any rating), where neither the photo's requester nor the rater opted out.
 
@@ -167,7 +168,7 @@ async def feedback_totals(session: AsyncSession, *, caption_id: int) -> tuple[in
             )
         )
     ).one()
-    return int(count), int(total)
+    return int(count or 0), int(total or 0)
 
 
 @dataclass(frozen=True, slots=True)

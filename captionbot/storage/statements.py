@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
+from sqlalchemy import CursorResult, Executable
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,3 +29,10 @@ def dialect_insert(session: AsyncSession, model: type[Any]) -> Any:
 def chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), _CHUNK):
         yield items[i : i + _CHUNK]
+
+
+async def rows_changed(session: AsyncSession, statement: Executable) -> int:
+    """Run a bulk UPDATE/DELETE (synchronising the session) and return how many rows it touched."""
+    result = await session.execute(statement, execution_options=FETCH)
+    assert isinstance(result, CursorResult)  # what DML returns; Session.execute is typed as Result
+    return result.rowcount

@@ -26,7 +26,7 @@ from captionbot.storage.models import (
     User,
 )
 from captionbot.storage.retention import delete_files_after_commit
-from captionbot.storage.statements import FETCH, chunks, dialect_insert
+from captionbot.storage.statements import FETCH, chunks, dialect_insert, rows_changed
 
 
 async def get_or_create_user(
@@ -134,16 +134,11 @@ async def forget_user(session: AsyncSession, *, user_id: int, image_store: Image
         )
     ).all()
 
-    feedback = await session.execute(
-        delete(Feedback).where(or_(Feedback.user_id == user_id, Feedback.caption_id.in_(own_captions))),
-        execution_options=FETCH,
+    feedback = await rows_changed(
+        session, delete(Feedback).where(or_(Feedback.user_id == user_id, Feedback.caption_id.in_(own_captions)))
     )
-    captions = await session.execute(
-        delete(Caption).where(Caption.request_id.in_(own_requests)), execution_options=FETCH
-    )
-    requests = await session.execute(
-        delete(CaptionRequest).where(CaptionRequest.requester_id == user_id), execution_options=FETCH
-    )
+    captions = await rows_changed(session, delete(Caption).where(Caption.request_id.in_(own_requests)))
+    requests = await rows_changed(session, delete(CaptionRequest).where(CaptionRequest.requester_id == user_id))
     image_ids = [row.id for row in orphans]
     for chunk in chunks(image_ids):
         await session.execute(delete(Image).where(Image.id.in_(chunk)), execution_options=FETCH)
@@ -159,9 +154,9 @@ async def forget_user(session: AsyncSession, *, user_id: int, image_store: Image
     digests = [row.sha256 for row in orphans]
     delete_files_after_commit(session, image_store, digests)
     return ForgetReport(
-        requests=requests.rowcount,
-        captions=captions.rowcount,
-        feedback=feedback.rowcount,
+        requests=requests,
+        captions=captions,
+        feedback=feedback,
         images=len(image_ids),
         image_files=digests,
         user_deleted=user_deleted,
