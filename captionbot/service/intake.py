@@ -183,8 +183,3 @@ class Intake(ServiceBase):
                 return False
             await jobs.set_status_message(session, request_id=req.id, status_message_id=message_id)
             return True
-
-    async def pending_count(self) -> int:
-        """Queued + running requests (the queue-depth metric)."""
-        async with self.session_factory() as session:
-            return await jobs.count_pending(session)

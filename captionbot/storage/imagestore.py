@@ -94,8 +94,5 @@ class ImageStore:
     async def aread(self, sha256: str) -> bytes:
         return await asyncio.to_thread(self.read, sha256)
 
-    async def adelete(self, sha256: str) -> bool:
-        return await asyncio.to_thread(self.delete, sha256)
-
 
 __all__ = ["ImageStore", "InvalidDigestError", "sha256_hex"]
