@@ -112,7 +112,7 @@ def test_the_shipped_model_names_the_example_cat_and_is_not_sure_of_everything()
     from pathlib import Path
 
     from captionbot.images import load_image
-    from captionbot.wording import BANDS
+    from captionbot.texts import BANDS
 
     examples = Path(__file__).parents[1] / "examples"
     engine = CaptionEngine.load(device="cpu")

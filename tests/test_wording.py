@@ -1,8 +1,15 @@
-"""One wording for every front end: sure, probable and unsure captions."""
+"""One wording for every front end: sure, probable and unsure captions, and no sentences kept in
+the front ends themselves (captionbot.texts holds them all)."""
+
+import ast
+from pathlib import Path
 
 import pytest
 
-from captionbot.wording import EMPTY_CAPTION, UNSURE, describe, needs_low_confidence_note
+from captionbot import texts
+from captionbot.texts import EMPTY_CAPTION, LOW_CONFIDENCE, UNSURE, describe, needs_low_confidence_note
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_sure_and_bandless_captions_are_plain_sentences():
@@ -43,6 +50,40 @@ def test_the_old_low_confidence_note_only_without_a_band():
     assert not needs_low_confidence_note(None, 0.5)
     assert not needs_low_confidence_note("unsure", 0.1)
     assert not needs_low_confidence_note(None, None)
+
+
+def test_a_reply_says_the_caption_first_and_the_note_on_the_same_line():
+    assert texts.caption("a dog runs", 0.05) == "A dog runs. " + LOW_CONFIDENCE
+    assert texts.caption("a dog runs", 0.05, band="probable") == "Probably a dog runs."
+    assert texts.caption("  ", 0.05) == EMPTY_CAPTION
+    assert texts.numbered(1, texts.caption("a dog"), total=2) == "Image 2: A dog."
+
+
+def _sentences(path: Path) -> list[str]:
+    """String constants of ``path`` that read like a sentence to a person (docstrings aside)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+    }
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+        and " " in node.value.strip()
+        and node.value.strip()[:1].isupper()
+        and node.value.rstrip().endswith((".", "?", "!", "\N{HORIZONTAL ELLIPSIS}"))
+    ]
+
+
+def test_front_ends_keep_no_sentences_of_their_own():
+    found = {str(p.relative_to(ROOT)): _sentences(p) for p in sorted((ROOT / "bot").rglob("*.py"))}
+    assert {path: said for path, said in found.items() if said} == {}
 
 
 @pytest.mark.parametrize(

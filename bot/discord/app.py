@@ -19,7 +19,6 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.discord import texts
 from bot.discord.commands import build_commands
 from bot.discord.delivery import DiscordDelivery
 from bot.discord.groups import ReplyGroups
@@ -27,6 +26,7 @@ from bot.discord.images import DISCORD_MEDIA_HOSTS
 from bot.discord.intake import Intake
 from bot.discord.respond import NO_MENTIONS, say
 from bot.discord.views import DYNAMIC_ITEMS, submit_correction
+from captionbot import texts
 from captionbot.service import CaptionService, Delivery
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class CaptionBot(discord.Client):
             media_hosts=media_hosts,
         )
         self.delivery = DiscordDelivery(self, service, self.groups)
-        for command in build_commands(self):
+        for command in build_commands(service=service, intake=self.intake, max_image_bytes=settings.max_image_bytes):
             self.tree.add_command(command)
 
     async def _fetch_media(self, url: str) -> bytes:

@@ -7,18 +7,17 @@ them); the /forget confirmation button only works for the person who ran /forget
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
 
-from bot.discord import texts
 from bot.discord.images import Found, from_attachment, precheck
+from bot.discord.intake import Intake
 from bot.discord.respond import say
 from bot.discord.views import forget_view
-
-if TYPE_CHECKING:
-    from bot.discord.app import CaptionBot
+from captionbot import texts
+from captionbot.service import CaptionService
 
 PLATFORM = "discord"
 AppCommand = app_commands.Command[Any, Any, Any] | app_commands.ContextMenu
@@ -29,50 +28,49 @@ def _one(attachment: discord.Attachment, max_bytes: int) -> Found:
     return Found([], [problem]) if problem else Found([from_attachment(attachment)], [])
 
 
-def build_commands(bot: CaptionBot) -> list[AppCommand]:
-    """Fresh command objects for ``bot``'s tree (a second bot, e.g. after a restart, gets its own)."""
-    max_bytes = bot.settings.max_image_bytes
-    service = bot.service
+def build_commands(*, service: CaptionService, intake: Intake, max_image_bytes: int) -> list[AppCommand]:
+    """Fresh command objects for one bot's tree (a second bot, e.g. after a restart, gets its own)."""
 
-    @app_commands.command(name="caption", description=texts.CMD_CAPTION)
-    @app_commands.describe(image=texts.CMD_CAPTION_IMAGE)
+    @app_commands.command(name="caption", description=texts.DISCORD_CMD_CAPTION)
+    @app_commands.describe(image=texts.DISCORD_CMD_CAPTION_IMAGE)
     async def caption(interaction: discord.Interaction[Any], image: discord.Attachment) -> None:
-        await bot.intake.from_interaction(interaction, _one(image, max_bytes))
+        await intake.from_interaction(interaction, _one(image, max_image_bytes))
 
-    @app_commands.command(name="alttext", description=texts.CMD_ALTTEXT)
-    @app_commands.describe(image=texts.CMD_ALTTEXT_IMAGE)
+    @app_commands.command(name="alttext", description=texts.DISCORD_CMD_ALTTEXT)
+    @app_commands.describe(image=texts.DISCORD_CMD_ALTTEXT_IMAGE)
     async def alttext(interaction: discord.Interaction[Any], image: discord.Attachment) -> None:
-        await bot.intake.from_interaction(interaction, _one(image, max_bytes), mode="alt")
+        await intake.from_interaction(interaction, _one(image, max_image_bytes), mode="alt")
 
     async def caption_message(interaction: discord.Interaction[Any], message: discord.Message) -> None:
-        await bot.intake.from_interaction(interaction, bot.intake.find(message))
+        await intake.from_interaction(interaction, intake.find(message))
 
-    @app_commands.command(name="privacy", description=texts.CMD_PRIVACY)
+    @app_commands.command(name="privacy", description=texts.COMMANDS["privacy"])
     async def privacy(interaction: discord.Interaction[Any]) -> None:
         await say(interaction, service.privacy_text())
 
-    @app_commands.command(name="forget", description=texts.CMD_FORGET)
+    @app_commands.command(name="forget", description=texts.COMMANDS["forget"])
     async def forget(interaction: discord.Interaction[Any]) -> None:
-        await interaction.response.send_message(
-            texts.FORGET_CONFIRM, view=forget_view(interaction.user.id), ephemeral=True
-        )
+        await interaction.response.send_message(texts.FORGET_ASK, view=forget_view(interaction.user.id), ephemeral=True)
 
-    @app_commands.command(name="optout", description=texts.CMD_OPTOUT)
+    @app_commands.command(name="optout", description=texts.COMMANDS["optout"])
     async def optout(interaction: discord.Interaction[Any]) -> None:
         await service.set_opt_out(platform=PLATFORM, platform_user_id=str(interaction.user.id), opt_out=True)
         await say(interaction, texts.OPTED_OUT)
 
-    @app_commands.command(name="optin", description=texts.CMD_OPTIN)
+    @app_commands.command(name="optin", description=texts.COMMANDS["optin"])
     async def optin(interaction: discord.Interaction[Any]) -> None:
         await service.set_opt_out(platform=PLATFORM, platform_user_id=str(interaction.user.id), opt_out=False)
         await say(interaction, texts.OPTED_IN)
 
-    @app_commands.command(name="stats", description=texts.CMD_STATS)
+    @app_commands.command(name="stats", description=texts.COMMANDS["stats"])
     async def stats(interaction: discord.Interaction[Any]) -> None:
         s = await service.stats(platform=PLATFORM, platform_user_id=str(interaction.user.id))
+        overview = await service.model_overview()
         await say(
             interaction,
             texts.stats(
+                model=overview.model,
+                total_captions=overview.total_captions,
                 requests=s.requests,
                 captions=s.captions,
                 pending=s.pending,
@@ -83,5 +81,5 @@ def build_commands(bot: CaptionBot) -> list[AppCommand]:
             ),
         )
 
-    menu = app_commands.ContextMenu(name=texts.MENU_CAPTION, callback=caption_message)
+    menu = app_commands.ContextMenu(name=texts.DISCORD_MENU_CAPTION, callback=caption_message)
     return [caption, alttext, menu, privacy, forget, optout, optin, stats]

@@ -26,11 +26,11 @@ from typing import Any
 
 import discord
 
-from bot.discord import texts
 from bot.discord.context import ReplyContext
 from bot.discord.groups import Batch, ReplyGroups
 from bot.discord.respond import NO_MENTIONS
 from bot.discord.views import CaptionRow, alt_text_message, caption_view
+from captionbot import texts
 from captionbot.service import CaptionService, Delivery
 
 PLATFORM = "discord"
@@ -52,9 +52,7 @@ def compose(batch: Batch[Delivery], total: int) -> tuple[str, discord.ui.View | 
     rows: list[CaptionRow] = []
     for index, delivery in batch.parts.items():
         if delivery.ok:
-            lines[index] = texts.caption_sentence(
-                delivery.text, delivery.confidence, band=delivery.band, hint=delivery.hint
-            )
+            lines[index] = texts.caption(delivery.text, delivery.confidence, band=delivery.band, hint=delivery.hint)
             if delivery.caption_id is not None:
                 rows.append(CaptionRow(delivery.caption_id, index, total))
         else:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import discord
 
-from bot.discord import texts
+from captionbot import texts
 
 #: Where Discord serves attachments and proxied embed media from.
 DISCORD_MEDIA_HOSTS = frozenset(

@@ -23,12 +23,12 @@ from typing import Any
 
 import discord
 
-from bot.discord import texts
 from bot.discord.context import Mode, ReplyContext
 from bot.discord.groups import ReplyGroups
-from bot.discord.images import DISCORD_MEDIA_HOSTS, Found, find_images
+from bot.discord.images import DISCORD_MEDIA_HOSTS, Found, ImageSource, find_images
 from bot.discord.respond import NO_MENTIONS, say
-from captionbot.service import CaptionService, Rejected
+from captionbot import texts
+from captionbot.service import CaptionService, PhotoUnavailableError, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class Intake:
         found: Found,
         *,
         mode: Mode = "caption",
-        empty: str = texts.NO_IMAGES_IN_MESSAGE,
+        empty: str = texts.DISCORD_NO_IMAGES_IN_MESSAGE,
     ) -> None:
         if not found.images:
             await say(interaction, found.refused[0] if found.refused else empty)
@@ -117,7 +117,7 @@ class Intake:
             if found.images or found.refused:
                 await self._from_message(message, found)
             else:
-                await message.reply(texts.HELP, mention_author=False, allowed_mentions=NO_MENTIONS)
+                await message.reply(texts.DISCORD_HELP, mention_author=False, allowed_mentions=NO_MENTIONS)
             return
         if me.id not in message.raw_mentions:  # an explicit @mention, not just a reply ping
             return
@@ -126,7 +126,7 @@ class Intake:
         if found.images or found.refused:
             await self._from_message(message, found)
         else:
-            text = texts.NO_IMAGES_IN_REPLY if message.reference is not None else texts.HELP
+            text = texts.DISCORD_NO_IMAGES_IN_REPLY if message.reference is not None else texts.DISCORD_HELP
             await message.reply(text, mention_author=False, allowed_mentions=NO_MENTIONS)
 
     @staticmethod
@@ -167,27 +167,15 @@ class Intake:
         out = Outcome(total=total, footer=" ".join(footer_parts) or None)
         try:
             for index, image in enumerate(found.images):
-                limited = self.service.reserve(platform=PLATFORM, platform_user_id=user.id)
-                if limited is not None:  # refused before downloading: a flood costs no bandwidth
-                    out.notes[index] = limited.message
-                    continue
-                try:
-                    data = await image.read()
-                except (discord.HTTPException, OSError, TimeoutError):
-                    self.service.unreserve(platform=PLATFORM, platform_user_id=user.id)
-                    log.info("download of an image failed (%s)", ctx.group)
-                    out.notes[index] = texts.DOWNLOAD_FAILED
-                    continue
-                result = await self.service.submit(
+                result = await self.service.take_photo(
                     platform=PLATFORM,
                     platform_chat_id=ctx.channel_id,
                     chat_kind="guild" if in_guild else "dm",
                     platform_user_id=user.id,
                     display_name=user.display_name,
-                    image_bytes=data,
+                    download=_download(image, ctx.group),
                     source_message_id=source_message_id,
                     reply_context=replace(ctx, index=index, total=total).to_json(),
-                    reserved=True,
                 )
                 if isinstance(result, Rejected):
                     out.notes[index] = result.message
@@ -197,3 +185,16 @@ class Intake:
             # Always: deliveries of this group may already be waiting for it (see groups.py).
             self.groups.open(ctx.group, out.queued, total=total, notes=out.notes, footer=out.footer)
         return out
+
+
+def _download(image: ImageSource, group: str) -> Callable[[], Awaitable[bytes]]:
+    """The service's download callable for one image (called after the rate-limit check)."""
+
+    async def download() -> bytes:
+        try:
+            return await image.read()
+        except (discord.HTTPException, OSError, TimeoutError):
+            log.info("download of an image failed (%s)", group)
+            raise PhotoUnavailableError(texts.DOWNLOAD_FAILED) from None
+
+    return download

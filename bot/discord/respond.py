@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec
 
 import discord
 
-from bot.discord import texts
+from captionbot import texts
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ async def say(interaction: discord.Interaction[Any], text: str, *, ephemeral: bo
         await interaction.response.send_message(text, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS)
 
 
-def guarded(func: Callable[P, Awaitable[None]]) -> Callable[P, Awaitable[None]]:
+def guarded(func: Callable[P, Awaitable[None]]) -> Callable[P, Coroutine[Any, Any, None]]:
     """Wrap an interaction callback (function or method): log an unexpected error and tell the
     user, briefly. The interaction is whichever argument is one."""
 

@@ -18,23 +18,28 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 
-from bot.discord import texts
 from bot.discord.respond import NO_MENTIONS, guarded, say
-from captionbot.service import MAX_CORRECTION_CHARS, CaptionRecord, InvalidFeedbackError, UnknownCaptionError
-
-if TYPE_CHECKING:
-    from bot.discord.app import CaptionBot
+from captionbot import texts
+from captionbot.service import (
+    MAX_CORRECTION_CHARS,
+    CaptionRecord,
+    CaptionService,
+    InvalidFeedbackError,
+    UnknownCaptionError,
+)
 
 PLATFORM = "discord"
 _COUNT = re.compile(r"\s*\(\d+\)$")
 
 
-def _bot(interaction: discord.Interaction[Any]) -> CaptionBot:
-    return interaction.client  # type: ignore[return-value]
+def _service(interaction: discord.Interaction[Any]) -> CaptionService:
+    """The service of the bot that got ``interaction`` (a :class:`~bot.discord.app.CaptionBot`)."""
+    service: CaptionService = interaction.client.service
+    return service
 
 
 @dataclass(frozen=True)
@@ -47,22 +52,28 @@ class CaptionRow:
     alt_button: bool = True
 
 
+def button_label(word: str, *, index: int, total: int, count: int | None = None) -> str:
+    """ "Good", "Good 2" (second image), "Good (3)" (three people said so)."""
+    label = word if total <= 1 else f"{word} {index + 1}"
+    return f"{label} ({count})" if count else label
+
+
 def caption_view(rows: list[CaptionRow]) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     for row_number, row in enumerate(rows):
         kw = {"index": row.index, "total": row.total}
-        view.add_item(RateButton(row.caption_id, 1, label=texts.button_label(texts.BUTTON_GOOD, **kw), row=row_number))
-        view.add_item(RateButton(row.caption_id, -1, label=texts.button_label(texts.BUTTON_BAD, **kw), row=row_number))
-        view.add_item(FixButton(row.caption_id, label=texts.button_label(texts.BUTTON_BETTER, **kw), row=row_number))
+        view.add_item(RateButton(row.caption_id, 1, label=button_label(texts.BUTTON_GOOD, **kw), row=row_number))
+        view.add_item(RateButton(row.caption_id, -1, label=button_label(texts.BUTTON_BAD, **kw), row=row_number))
+        view.add_item(FixButton(row.caption_id, label=button_label(texts.BUTTON_BETTER, **kw), row=row_number))
         if row.alt_button:
-            view.add_item(AltButton(row.caption_id, label=texts.button_label(texts.BUTTON_ALT, **kw), row=row_number))
+            view.add_item(AltButton(row.caption_id, label=button_label(texts.DISCORD_BUTTON_ALT, **kw), row=row_number))
     return view
 
 
 _DYNAMIC: list[type[discord.ui.DynamicItem[Any]]] = []
 
 
-def _rebuild(view: discord.ui.View | None, labels: dict[str, str]) -> discord.ui.View:
+def _rebuild(view: discord.ui.View | discord.ui.LayoutView | None, labels: dict[str, str]) -> discord.ui.View:
     """The message's buttons again, as dynamic items, with some labels replaced (by custom_id)."""
     out = discord.ui.View(timeout=None)
     for child in view.children if view is not None else ():
@@ -73,7 +84,7 @@ def _rebuild(view: discord.ui.View | None, labels: dict[str, str]) -> discord.ui
             continue
         label = labels.get(custom_id, child.label)
         for cls in _DYNAMIC:
-            match = cls.__discord_ui_compiled_template__.fullmatch(custom_id)  # type: ignore[attr-defined]
+            match = cls.__discord_ui_compiled_template__.fullmatch(custom_id)
             if match is not None:
                 out.add_item(cls.from_match(match, label=label, row=child.row))  # type: ignore[attr-defined]
                 break
@@ -111,7 +122,7 @@ class RateButton(
 
     @guarded
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        service = _bot(interaction).service
+        service = _service(interaction)
         try:
             state = await service.rate(
                 caption_id=self.caption_id,
@@ -147,11 +158,11 @@ class CorrectionModal(discord.ui.Modal):
     """
 
     def __init__(self, caption_id: int, current: str) -> None:
-        super().__init__(title=texts.MODAL_TITLE, custom_id=f"cb:fixm:{caption_id}", timeout=15 * 60)
+        super().__init__(title=texts.DISCORD_MODAL_TITLE, custom_id=f"cb:fixm:{caption_id}", timeout=15 * 60)
         self.text: discord.ui.TextInput[CorrectionModal] = discord.ui.TextInput(
             custom_id=MODAL_FIELD,
-            label=texts.MODAL_LABEL,
-            placeholder=texts.MODAL_PLACEHOLDER,
+            label=texts.DISCORD_MODAL_LABEL,
+            placeholder=texts.CORRECTION_PLACEHOLDER,
             default=current[:MAX_CORRECTION_CHARS],
             style=discord.TextStyle.paragraph,
             max_length=MAX_CORRECTION_CHARS,
@@ -194,7 +205,7 @@ async def submit_correction(interaction: discord.Interaction[Any]) -> bool:
 @guarded
 async def _store_correction(interaction: discord.Interaction[Any], caption_id: int, text: str | None) -> None:
     try:
-        await _bot(interaction).service.correct(
+        await _service(interaction).correct(
             caption_id=caption_id, platform=PLATFORM, platform_user_id=str(interaction.user.id), text=text or ""
         )
     except UnknownCaptionError:
@@ -230,7 +241,7 @@ class FixButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cb:fi
 
     @guarded
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        record = await _bot(interaction).service.find_caption(self.caption_id, platform=PLATFORM)
+        record = await _service(interaction).find_caption(self.caption_id, platform=PLATFORM)
         if record is None:
             await say(interaction, texts.CAPTION_GONE)
             return
@@ -245,8 +256,8 @@ class AltButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cb:al
         super().__init__(
             discord.ui.Button(
                 style=discord.ButtonStyle.secondary,
-                label=label or texts.BUTTON_ALT,
-                emoji=texts.EMOJI_ALT,
+                label=label or texts.DISCORD_BUTTON_ALT,
+                emoji=texts.DISCORD_EMOJI_ALT,
                 custom_id=f"cb:alt:{caption_id}",
                 row=row,
             )
@@ -265,14 +276,14 @@ class AltButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cb:al
 
     @guarded
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        service = _bot(interaction).service
+        service = _service(interaction)
         record = await service.find_caption(self.caption_id, platform=PLATFORM)
         if record is None:
             await say(interaction, texts.CAPTION_GONE)
         elif record.requester_id != str(interaction.user.id):
-            await say(interaction, texts.ONLY_REQUESTER_ALT)
+            await say(interaction, texts.DISCORD_ONLY_REQUESTER_ALT)
         elif (data := await service.read_photo(record)) is None:
-            await say(interaction, texts.IMAGE_GONE)
+            await say(interaction, texts.PHOTO_GONE)
         else:
             await interaction.response.defer(thinking=True)
             await interaction.followup.send(**alt_text_message(record, data, interaction.user.mention))
@@ -281,9 +292,9 @@ class AltButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cb:al
 def alt_text_message(record: CaptionRecord, data: bytes, mention: str) -> dict[str, Any]:
     """Keyword arguments for ``send``: the image with the caption, phrased for its band, as its
     description (alt text): the same words the reply says."""
-    description = texts.caption_sentence(record.text, band=record.band, hint=record.hint)[:1024]  # Discord's limit
+    description = texts.caption(record.text, band=record.band, hint=record.hint)[:1024]  # Discord's limit
     return {
-        "content": texts.alt_text_post(mention),
+        "content": texts.discord_alt_text_post(mention),
         "file": discord.File(io.BytesIO(data), filename=record.filename, description=description),
         "view": caption_view([CaptionRow(record.caption_id, alt_button=False)]),
         "allowed_mentions": NO_MENTIONS,
@@ -320,7 +331,7 @@ class ForgetButton(
     async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
         if interaction.user.id == self.user_id:
             return True
-        await say(interaction, texts.NOT_YOUR_BUTTON)
+        await say(interaction, texts.FORGET_NOT_YOURS)
         return False
 
     @guarded
@@ -329,9 +340,9 @@ class ForgetButton(
         if not self.confirm:
             await interaction.edit_original_response(content=texts.FORGET_CANCELLED, view=None)
             return
-        report = await _bot(interaction).service.forget(platform=PLATFORM, platform_user_id=str(self.user_id))
+        report = await _service(interaction).forget(platform=PLATFORM, platform_user_id=str(self.user_id))
         if report.found:
-            text = texts.forgotten(report.requests, report.images, report.feedback)
+            text = texts.forgotten(photos=report.requests, captions=report.captions, feedback=report.feedback)
         else:
             text = texts.FORGET_NOTHING
         await interaction.edit_original_response(content=text, view=None)

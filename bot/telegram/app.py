@@ -25,12 +25,13 @@ from telegram import Bot, BotCommand, BotCommandScopeAllGroupChats, BotCommandSc
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, Defaults
 
-from bot.telegram import handlers, logsafety, texts
+from bot.telegram import handlers, logsafety
 from bot.telegram.config import TelegramConfig
 from bot.telegram.delivery import TelegramDelivery
 from bot.telegram.deps import Deps, install
 from bot.telegram.progress import Progress
 from bot.telegram.ratelimit import MessageRateLimiter
+from captionbot import texts
 from captionbot.errors import StartupError
 from captionbot.service import CaptionService
 
@@ -120,10 +121,10 @@ class TelegramAdapter:
         """The command menu; not fatal if Telegram refuses (the commands work regardless)."""
         try:
             await self.bot.set_my_commands(
-                [BotCommand(c, d) for c, d in texts.PRIVATE_COMMANDS], scope=BotCommandScopeDefault()
+                [BotCommand(c, d) for c, d in texts.TELEGRAM_PRIVATE_COMMANDS], scope=BotCommandScopeDefault()
             )
             await self.bot.set_my_commands(
-                [BotCommand(c, d) for c, d in texts.GROUP_COMMANDS], scope=BotCommandScopeAllGroupChats()
+                [BotCommand(c, d) for c, d in texts.TELEGRAM_GROUP_COMMANDS], scope=BotCommandScopeAllGroupChats()
             )
         except TelegramError as exc:
             log.warning("setMyCommands failed (%s); the command menu may be out of date", type(exc).__name__)

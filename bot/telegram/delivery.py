@@ -19,8 +19,9 @@ from collections.abc import Awaitable, Callable
 from telegram import Bot, InlineKeyboardMarkup, ReplyParameters
 from telegram.error import BadRequest, ChatMigrated, Forbidden
 
-from bot.telegram import keyboards, texts
+from bot.telegram import keyboards
 from bot.telegram.progress import Progress
+from captionbot import texts
 from captionbot.service import Delivery
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def render(delivery: Delivery) -> tuple[str, InlineKeyboardMarkup | None]:
     """The answer's text (caption first, for screen readers) and buttons."""
     if delivery.ok and delivery.caption_id is not None:
         return (
-            texts.caption_message(delivery.text, delivery.confidence, band=delivery.band, hint=delivery.hint),
+            texts.caption(delivery.text, delivery.confidence, band=delivery.band, hint=delivery.hint),
             keyboards.caption_keyboard(delivery.caption_id),
         )
     return delivery.failure_message or texts.ERROR, None

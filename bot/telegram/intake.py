@@ -1,9 +1,12 @@
-"""The one path every photo takes into the service: find the image, download it, submit it.
+"""The one path every photo takes into the service: find the image, then hand it to
+:meth:`CaptionService.take_photo <captionbot.service.CaptionService.take_photo>` with a download
+callable.
 
 Used by the private-chat handler, ``/caption`` in groups and auto-captioning. Whatever goes wrong
 (not an image, too big, download failed, rate limited, queue full, a bad image) ends in one short
 reply; a queued photo is handed to :class:`~bot.telegram.progress.Progress` for "typing" and the
-queue status.
+queue status. The service takes the rate-limit token before it calls the download, so a flood costs
+no bandwidth and starts no "typing"; the progress tracker starts when the download does.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ from telegram import Chat, Message, User
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
-from bot.telegram import media, texts
+from bot.telegram import media
 from bot.telegram.deps import deps
-from captionbot.service import Rejected
+from bot.telegram.progress import Pending
+from captionbot import texts
+from captionbot.service import PhotoUnavailableError, Rejected
 
 PLATFORM = "telegram"
 
@@ -43,43 +48,40 @@ async def caption_photo(
         await answer_to.reply_text(exc.user_message, do_quote=True)
         return
     if ref is None:
-        await answer_to.reply_text(texts.CAPTION_USAGE, do_quote=True)
-        return
-    limited = d.service.reserve(platform=PLATFORM, platform_user_id=requester.id)
-    if limited is not None:  # refused before downloading: a flood costs us no bandwidth
-        await answer_to.reply_text(limited.message, do_quote=True)
+        await answer_to.reply_text(texts.TELEGRAM_CAPTION_USAGE, do_quote=True)
         return
     thread_id = topic_id(source)
-    pending = d.progress.begin(
-        chat_id=source.chat_id, message_id=source.message_id, thread_id=thread_id, album=source.media_group_id
-    )
-    try:
+    pending: Pending | None = None  # the progress tracker, once the download began
+
+    async def download() -> bytes:
+        """Called by the service after the rate-limit check: "typing" starts here."""
+        nonlocal pending
+        pending = d.progress.begin(
+            chat_id=source.chat_id, message_id=source.message_id, thread_id=thread_id, album=source.media_group_id
+        )
         async with d.downloads:
             try:
-                data = await media.download(context.bot, ref, limit=d.config.max_download_bytes)
-            except BaseException:
-                d.service.unreserve(platform=PLATFORM, platform_user_id=requester.id)
-                raise
-        outcome = await d.service.submit(
+                return await media.download(context.bot, ref, limit=d.config.max_download_bytes)
+            except media.MediaProblem as exc:
+                raise PhotoUnavailableError(exc.user_message) from None
+
+    try:
+        outcome = await d.service.take_photo(
             platform=PLATFORM,
             platform_chat_id=source.chat_id,
             chat_kind=chat_kind(source.chat),
             platform_user_id=requester.id,
             display_name=requester.full_name,
-            image_bytes=data,
+            download=download,
             source_message_id=source.message_id,
             reply_context={"thread_id": thread_id, "album": source.media_group_id},
-            reserved=True,
         )
-    except media.MediaProblem as exc:
-        d.progress.finish(pending)
-        await answer_to.reply_text(exc.user_message, do_quote=True)
-        return
     except BaseException:
         d.progress.finish(pending)
         raise
-    if isinstance(outcome, Rejected):  # busy / flood / bad image: the service wrote the message
-        d.progress.finish(pending)
+    if isinstance(outcome, Rejected):  # flood / download failed / busy / bad image: the message is written
+        d.progress.finish(pending)  # (None when refused before downloading)
         await answer_to.reply_text(outcome.message, do_quote=True)
         return
+    assert pending is not None  # queued, so it was downloaded
     d.progress.submitted(pending, outcome.request_id)

@@ -18,10 +18,15 @@ from typing import NamedTuple
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.telegram import texts
+from captionbot import texts
 
 MAX_CALLBACK_BYTES = 64  # Bot API limit
 THUMBS_UP, THUMBS_DOWN = 1, -1
+
+#: Telegram buttons have no emoji of their own: it goes before the word.
+LABEL_GOOD = f"{texts.EMOJI_GOOD} {texts.BUTTON_GOOD}"
+LABEL_BAD = f"{texts.EMOJI_BAD} {texts.BUTTON_BAD}"
+LABEL_BETTER = f"{texts.EMOJI_BETTER} {texts.BUTTON_BETTER}"
 
 
 class Rate(NamedTuple):
@@ -95,13 +100,13 @@ def caption_keyboard(
         [
             [
                 InlineKeyboardButton(
-                    label(texts.BUTTON_GOOD, THUMBS_UP, ups), callback_data=encode(Rate(caption_id, THUMBS_UP))
+                    label(LABEL_GOOD, THUMBS_UP, ups), callback_data=encode(Rate(caption_id, THUMBS_UP))
                 ),
                 InlineKeyboardButton(
-                    label(texts.BUTTON_BAD, THUMBS_DOWN, downs), callback_data=encode(Rate(caption_id, THUMBS_DOWN))
+                    label(LABEL_BAD, THUMBS_DOWN, downs), callback_data=encode(Rate(caption_id, THUMBS_DOWN))
                 ),
             ],
-            [InlineKeyboardButton(texts.BUTTON_BETTER, callback_data=encode(Correct(caption_id)))],
+            [InlineKeyboardButton(LABEL_BETTER, callback_data=encode(Correct(caption_id)))],
         ]
     )
 

@@ -15,7 +15,7 @@ from typing import Literal
 from telegram import Bot, Document, Message
 from telegram.error import BadRequest, TelegramError
 
-from bot.telegram import texts
+from captionbot import texts
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def image_ref(message: Message) -> ImageRef | None:
         return ImageRef(best.file_id, best.file_size, "photo")
     if message.document:
         if not is_image_document(message.document):
-            raise MediaProblem(texts.NOT_AN_IMAGE)
+            raise MediaProblem(texts.not_an_image(message.document.file_name))
         return ImageRef(message.document.file_id, message.document.file_size, "document")
     return None
 

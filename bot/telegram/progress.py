@@ -28,8 +28,8 @@ from telegram import Bot, ReplyParameters
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
 
-from bot.telegram import texts
 from bot.telegram.config import TelegramConfig
+from captionbot import texts
 from captionbot.service import CaptionService
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import simcord
 from PIL import Image
 from sqlalchemy import select
 
-from bot.discord import texts
+from captionbot import texts
 from captionbot.storage.models import Caption, CaptionRequest, Feedback, RequestStatus, User
 from tests.tiny_model import png_bytes
 
@@ -62,12 +62,12 @@ class Row:
     @property
     def sentence(self) -> str:
         """How the bot writes this caption."""
-        return texts.caption_sentence(self.text, self.confidence)
+        return texts.caption(self.text, self.confidence)
 
     @property
     def alt_text(self) -> str:
         """How the bot writes it as an image description: no "I'm not sure" hedge there."""
-        return texts.caption_sentence(self.text)
+        return texts.caption(self.text)
 
 
 async def captions(world: Any) -> list[Row]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import discord
 import pytest
 
-from bot.discord import texts
+from captionbot import texts
 from captionbot.storage.models import RequestStatus
 from tests.discord.helpers import callbacks, captions, custom_ids, labels, pngs, reply_contexts, statuses
 from tests.tiny_model import png_bytes
@@ -53,7 +53,7 @@ async def test_slash_caption_defers_then_answers_with_caption_and_buttons(world,
 async def test_context_menu_captions_every_image_of_a_message_in_one_reply(world, env):
     posted = await world.bob.send(world.channel, "our holiday", attachments=pngs(2))
 
-    result = await world.alice.context_menu(world.channel, texts.MENU_CAPTION, posted)
+    result = await world.alice.context_menu(world.channel, texts.DISCORD_MENU_CAPTION, posted)
 
     assert callbacks(env) == [5]
     reply = result.response
@@ -74,7 +74,7 @@ async def test_context_menu_captions_embedded_images_from_discord_hosts_only(wor
     evil = discord.Embed(title="Elsewhere").set_image(url="https://169.254.169.254/latest/meta-data.png")
     posted = await hook.send("look", embeds=[good, evil])
 
-    result = await world.alice.context_menu(world.channel, texts.MENU_CAPTION, posted)
+    result = await world.alice.context_menu(world.channel, texts.DISCORD_MENU_CAPTION, posted)
 
     [row] = await captions(world)
     assert result.response.content == row.sentence  # one image: the evil embed was never fetched
@@ -99,7 +99,7 @@ async def test_dm_image_gets_a_reply_with_the_caption(world, env):
 async def test_dm_without_an_image_gets_help(world, env):
     user = world.alice.user
     await user.send_dm("hello?")
-    assert user.dm_channel.last_message.content == texts.HELP
+    assert user.dm_channel.last_message.content == texts.DISCORD_HELP
     assert await captions(world) == []
 
 
@@ -136,9 +136,9 @@ async def test_without_the_message_content_intent_anywhere_mentions_point_to_the
     # even over REST. The context menu and /caption don't need the intent.
     photo = await world.bob.send(world.channel, "", attachments=pngs(1))
     await world.alice.send(world.channel, f"{world.bot.user.mention} describe please", reply_to=photo)
-    assert world.channel.last_message.content == texts.NO_IMAGES_IN_REPLY
+    assert world.channel.last_message.content == texts.DISCORD_NO_IMAGES_IN_REPLY
 
-    result = await world.alice.context_menu(world.channel, texts.MENU_CAPTION, photo)
+    result = await world.alice.context_menu(world.channel, texts.DISCORD_MENU_CAPTION, photo)
     [row] = await captions(world)
     assert result.response.content == row.sentence
 
@@ -154,7 +154,7 @@ async def test_alttext_reposts_the_image_with_the_caption_as_its_description(wor
     assert image.description == row.alt_text  # Discord's alt text
     assert image.filename == "image.png"
     assert await image.read() == png_bytes("orange")  # the stored bytes, unchanged
-    assert post.content == texts.alt_text_post(world.alice.mention)
+    assert post.content == texts.discord_alt_text_post(world.alice.mention)
     assert f"cb:rate:{caption_id}:1" in custom_ids(post) and f"cb:alt:{caption_id}" not in custom_ids(post)
 
 
@@ -163,7 +163,7 @@ async def test_alt_text_button_reposts_for_the_requester_only(world, env):
     [row] = await captions(world)
 
     refused = await world.bob.click(caption, label="Alt text")
-    assert refused.ephemeral and refused.response.content == texts.ONLY_REQUESTER_ALT
+    assert refused.ephemeral and refused.response.content == texts.DISCORD_ONLY_REQUESTER_ALT
 
     posted = await world.alice.click(caption, label="Alt text")
     [image] = posted.response.attachments
@@ -176,4 +176,4 @@ async def test_alt_text_of_an_image_no_longer_stored_says_so(world, env):
     world.stack.image_store.delete(next(iter(world.stack.image_store)))  # e.g. removed after retention_days
 
     gone = await world.alice.click(caption, label="Alt text")
-    assert gone.ephemeral and gone.response.content == texts.IMAGE_GONE
+    assert gone.ephemeral and gone.response.content == texts.PHOTO_GONE

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.discord import texts
+from captionbot import texts
 from tests.discord.helpers import captions, feedback, labels, pngs
 from tests.tiny_model import png_bytes
 
@@ -43,7 +43,7 @@ async def test_rating_is_recorded_changeable_and_per_user(world, env):
 
 async def test_rating_one_caption_of_several_updates_only_its_row(world, env):
     posted = await world.bob.send(world.channel, "", attachments=pngs(2))
-    reply = (await world.alice.context_menu(world.channel, texts.MENU_CAPTION, posted)).response
+    reply = (await world.alice.context_menu(world.channel, texts.DISCORD_MENU_CAPTION, posted)).response
     first, second = await captions(world)
 
     await world.bob.click(reply, label="Good 2")
@@ -66,7 +66,7 @@ async def test_better_caption_opens_a_modal_and_stores_the_correction(world, env
     message, row = await _caption(world)
 
     shown = await world.bob.click(message, label="Better caption")
-    assert shown.modal is not None and shown.modal["title"] == texts.MODAL_TITLE
+    assert shown.modal is not None and shown.modal["title"] == texts.DISCORD_MODAL_TITLE
     [field] = [c for r in shown.modal["components"] for c in r["components"]]
     assert field["value"] == row.text  # pre-filled with the caption, to edit
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import simcord
 
-from bot.discord import texts
 from bot.discord.views import ForgetButton
+from captionbot import texts
 from captionbot.storage.models import RequestStatus
 from tests.discord.helpers import captions, statuses
 from tests.tiny_model import png_bytes
@@ -26,13 +26,13 @@ async def test_forget_asks_first_and_only_the_asker_can_confirm(world, env):
     sha = next(iter(world.stack.image_store))
 
     ask = await world.alice.slash(world.channel, "forget")
-    assert ask.ephemeral and ask.response.content == texts.FORGET_CONFIRM
+    assert ask.ephemeral and ask.response.content == texts.FORGET_ASK
     with pytest.raises(simcord.SetupError, match="not visible"):  # bob can't even see it
         await world.bob.click(ask.response, label=texts.BUTTON_FORGET_YES)
 
     done = await world.alice.click(ask.response, label=texts.BUTTON_FORGET_YES)
 
-    assert done.response.content == texts.forgotten(1, 1, 0)
+    assert done.response.content == texts.forgotten(photos=1, captions=1, feedback=0)
     assert done.response.components == []  # the buttons are gone
     assert await statuses(world) == [] and await captions(world) == []
     assert not world.stack.image_store.exists(sha)
@@ -58,14 +58,23 @@ async def test_optout_optin_and_stats(world, env):
     assert out.ephemeral and out.response.content == texts.OPTED_OUT
     stats = await world.alice.slash(world.channel, "stats")
     assert stats.ephemeral
+    overview = await world.service.model_overview()
     assert stats.response.content == texts.stats(
-        requests=1, captions=1, pending=0, failed=0, ratings=0, corrections=0, opted_out=True
+        model=overview.model,
+        total_captions=overview.total_captions,
+        requests=1,
+        captions=1,
+        pending=0,
+        failed=0,
+        ratings=0,
+        corrections=0,
+        opted_out=True,
     )
 
     back = await world.alice.slash(world.channel, "optin")
     assert back.response.content == texts.OPTED_IN
     assert not (await world.service.stats(platform="discord", platform_user_id=str(world.alice.id))).opted_out
-    assert "Images you sent: 0." in (await world.bob.slash(world.channel, "stats")).response.content
+    assert "Your photos: 0 (" in (await world.bob.slash(world.channel, "stats")).response.content
 
 
 async def test_forget_button_checks_the_user_itself():
@@ -90,4 +99,4 @@ async def test_forget_button_checks_the_user_itself():
     assert await button.interaction_check(Interaction(111))
     stranger = Interaction(222)
     assert not await button.interaction_check(stranger)
-    assert stranger.response.said == [(texts.NOT_YOUR_BUTTON, True)]
+    assert stranger.response.said == [(texts.FORGET_NOT_YOURS, True)]

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bot.discord import texts
+from captionbot import texts
 from captionbot.images import ImageError, inspect_image
 from captionbot.storage.models import RequestStatus
 from tests.discord.helpers import callbacks, captions, custom_ids, pngs, statuses
@@ -77,15 +77,15 @@ async def test_flood_is_told_when_to_try_again(world, env, downloads):
 
 async def test_message_without_images_gets_an_ephemeral_answer(world, env):
     posted = await world.bob.send(world.channel, "just words")
-    result = await world.alice.context_menu(world.channel, texts.MENU_CAPTION, posted)
-    assert result.ephemeral and result.response.content == texts.NO_IMAGES_IN_MESSAGE
+    result = await world.alice.context_menu(world.channel, texts.DISCORD_MENU_CAPTION, posted)
+    assert result.ephemeral and result.response.content == texts.DISCORD_NO_IMAGES_IN_MESSAGE
 
 
 async def test_one_reply_says_which_images_could_not_be_described(world, env):
     files = [pngs(1)[0], ("broken.png", CORRUPT), ("notes.txt", b"hello")]
     posted = await world.bob.send(world.channel, "", attachments=files)
 
-    reply = (await world.alice.context_menu(world.channel, texts.MENU_CAPTION, posted)).response
+    reply = (await world.alice.context_menu(world.channel, texts.DISCORD_MENU_CAPTION, posted)).response
 
     [row] = await captions(world)
     assert reply.content.splitlines() == [
@@ -99,7 +99,7 @@ async def test_one_reply_says_which_images_could_not_be_described(world, env):
 
 async def test_at_most_five_images_per_message(world, env):
     posted = await world.bob.send(world.channel, "", attachments=pngs(6))
-    reply = (await world.alice.context_menu(world.channel, texts.MENU_CAPTION, posted)).response
+    reply = (await world.alice.context_menu(world.channel, texts.DISCORD_MENU_CAPTION, posted)).response
     lines = reply.content.splitlines()
     assert [line.split(":")[0] for line in lines[:5]] == [f"Image {i}" for i in range(1, 6)]
     assert lines[5] == texts.too_many_images(5, 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.discord import texts
+from captionbot import texts
 from captionbot.storage.models import RequestStatus
 from tests.discord.helpers import callbacks, captions, custom_ids, feedback, statuses
 from tests.tiny_model import png_bytes

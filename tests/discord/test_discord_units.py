@@ -8,12 +8,13 @@ from datetime import timedelta
 import discord
 import pytest
 
-from bot.discord import texts
 from bot.discord.app import DiscordAdapter
 from bot.discord.context import ReplyContext
 from bot.discord.delivery import compose
 from bot.discord.groups import Batch, ReplyGroups
 from bot.discord.images import looks_like_image, media_host_allowed
+from bot.discord.views import button_label
+from captionbot import texts
 from captionbot.service import Delivery
 
 pytestmark = pytest.mark.timeout(30)
@@ -149,11 +150,11 @@ async def test_a_failed_post_goes_back_to_the_service_and_nothing_is_posted_twic
 
 
 def test_texts_are_screen_reader_friendly():
-    assert texts.caption_sentence("a dog runs") == "A dog runs."
-    assert texts.caption_sentence("  ") == texts.EMPTY_CAPTION
-    assert texts.caption_sentence("a dog", 0.05).endswith(texts.LOW_CONFIDENCE)
-    assert texts.button_label("Good", index=1, total=2, count=3) == "Good 2 (3)"
-    assert texts.button_label("Good", index=0, total=1) == "Good"
+    assert texts.caption("a dog runs") == "A dog runs."
+    assert texts.caption("  ") == texts.EMPTY_CAPTION
+    assert texts.caption("a dog", 0.05).endswith(texts.LOW_CONFIDENCE)
+    assert button_label("Good", index=1, total=2, count=3) == "Good 2 (3)"
+    assert button_label("Good", index=0, total=1) == "Good"
 
 
 async def test_adapter_logs_in_connects_in_the_background_and_closes():

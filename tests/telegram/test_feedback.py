@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from captionbot import texts
 from tests.telegram.conftest import bot_stack, buttons, caption_id_of, wait_answer, wait_caption
 from tests.telegram.fake_api import png
 
@@ -89,7 +90,7 @@ async def test_group_correction_prompt_mentions_the_user_and_is_selective(fake, 
         assert call.params["reply_markup"] == {
             "force_reply": True,
             "selective": True,
-            "input_field_placeholder": "A better caption",
+            "input_field_placeholder": texts.CORRECTION_PLACEHOLDER,
         }
         [mention] = call.params["entities"]
         assert (mention["type"], mention["offset"], mention["length"], mention["user"]["id"]) == (

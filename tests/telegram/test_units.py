@@ -7,10 +7,11 @@ import logging
 import pytest
 from pydantic import SecretStr
 
-from bot.telegram import keyboards, texts
+from bot.telegram import keyboards
 from bot.telegram.config import TelegramConfig, api_urls, download_limit
 from bot.telegram.keyboards import Correct, Forget, Rate
 from bot.telegram.logsafety import RedactSecret, protect
+from captionbot import texts
 
 BIG = 2**63 - 1
 
@@ -46,23 +47,23 @@ def test_unknown_or_malformed_callback_data_decodes_to_none(data):
 
 def test_keyboard_state_labels():
     private = keyboards.caption_keyboard(5, mine=-1)
-    assert [b.text for b in private.inline_keyboard[0]] == [texts.BUTTON_GOOD, texts.BUTTON_BAD + " ✓"]
+    assert [b.text for b in private.inline_keyboard[0]] == [keyboards.LABEL_GOOD, keyboards.LABEL_BAD + " ✓"]
     group = keyboards.caption_keyboard(5, ups=3, downs=0, show_counts=True)
-    assert [b.text for b in group.inline_keyboard[0]] == [texts.BUTTON_GOOD + " · 3", texts.BUTTON_BAD]
+    assert [b.text for b in group.inline_keyboard[0]] == [keyboards.LABEL_GOOD + " · 3", keyboards.LABEL_BAD]
     assert keyboards.thumbs_counts(ratings=4, score=2) == (3, 1)
 
 
 def test_correction_prompt_carries_the_caption_id():
-    assert texts.correction_prompt_ref(texts.correction_prompt(42)) == 42
-    assert texts.correction_prompt_ref(texts.correction_prompt(42, "Zoë")) == 42
-    assert texts.correction_prompt_ref("Send me a photo") is None
-    assert texts.correction_prompt_ref(None) is None
+    assert texts.telegram_correction_prompt_ref(texts.telegram_correction_prompt(42)) == 42
+    assert texts.telegram_correction_prompt_ref(texts.telegram_correction_prompt(42, "Zoë")) == 42
+    assert texts.telegram_correction_prompt_ref("Send me a photo") is None
+    assert texts.telegram_correction_prompt_ref(None) is None
 
 
 def test_caption_text_reads_as_a_sentence():
-    assert texts.caption_message("a dog runs on the grass", 0.9) == "A dog runs on the grass."
-    assert texts.caption_message("  ", 0.9) == texts.EMPTY_CAPTION
-    assert texts.caption_message("a cat", 0.05).endswith(texts.LOW_CONFIDENCE)
+    assert texts.caption("a dog runs on the grass", 0.9) == "A dog runs on the grass."
+    assert texts.caption("  ", 0.9) == texts.EMPTY_CAPTION
+    assert texts.caption("a cat", 0.05).endswith(texts.LOW_CONFIDENCE)
     assert texts.queue_status(3) == "You're #3 in the queue. I'll put the description here when it's ready."
     assert texts.queue_status(0, photos=2).startswith("Describing your 2 photos now")
 

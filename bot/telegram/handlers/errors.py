@@ -10,7 +10,7 @@ from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot.telegram import texts
+from captionbot import texts
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,10 @@ from telegram.constants import ChatType, MessageEntityType
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes, filters
 
-from bot.telegram import keyboards, texts
+from bot.telegram import keyboards
 from bot.telegram.deps import deps
 from bot.telegram.intake import PLATFORM, topic_id
+from captionbot import texts
 from captionbot.service import InvalidFeedbackError, UnknownCaptionError
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         case keyboards.Forget():
             await _forget(query, context, action)
         case _:
-            await query.answer(texts.EXPIRED)
+            await query.answer(texts.BUTTON_EXPIRED)
             await _drop_buttons(query)
 
 
@@ -76,7 +77,7 @@ async def _ask_for_correction(
     chat_id = message.chat.id if message is not None else query.from_user.id
     private = message is None or message.chat.type == ChatType.PRIVATE
     name = None if private else query.from_user.first_name
-    text = texts.correction_prompt(action.caption_id, name)
+    text = texts.telegram_correction_prompt(action.caption_id, name)
     # In a group, the mention makes the ForceReply "selective": only this user's reply box opens.
     entities = (
         [MessageEntity(MessageEntityType.TEXT_MENTION, 0, _utf16_len(name), user=query.from_user)] if name else None
@@ -104,7 +105,11 @@ async def _forget(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE, acti
         return
     report = await deps(context).service.forget(platform=PLATFORM, platform_user_id=query.from_user.id)
     await query.answer()
-    done = texts.forgotten(report.requests, report.captions, report.feedback) if report.found else texts.FORGET_NOTHING
+    done = (
+        texts.forgotten(photos=report.requests, captions=report.captions, feedback=report.feedback)
+        if report.found
+        else texts.FORGET_NOTHING
+    )
     await _edit_text(query, done)
 
 
@@ -138,7 +143,7 @@ def _prompt_ref(message: Message) -> int | None:
     prompt = message.reply_to_message
     if prompt is None or prompt.from_user is None or prompt.from_user.id != message.get_bot().id:
         return None
-    return texts.correction_prompt_ref(prompt.text)
+    return texts.telegram_correction_prompt_ref(prompt.text)
 
 
 async def _edit_markup(query: CallbackQuery, markup: object) -> None:

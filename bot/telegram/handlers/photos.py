@@ -7,9 +7,10 @@ import re
 from telegram import Message, MessageEntity, Update
 from telegram.ext import ContextTypes, filters
 
-from bot.telegram import media, texts
+from bot.telegram import media
 from bot.telegram.deps import deps
 from bot.telegram.intake import PLATFORM, caption_photo
+from captionbot import texts
 
 _CAPTION_COMMAND = re.compile(r"^/caption(?:@(\w+))?(?:\s|$)", re.I)
 
@@ -71,7 +72,7 @@ async def on_caption_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
         return
     target = message.reply_to_message
     if target is None or not media.has_media(target):
-        await message.reply_text(texts.CAPTION_USAGE, do_quote=True)
+        await message.reply_text(texts.TELEGRAM_CAPTION_USAGE, do_quote=True)
         return
     await caption_photo(context, source=target, requester=update.effective_user, answer_to=message)
 

@@ -1,7 +1,7 @@
-"""How a caption is said to people: the one place both bots, the Discord alt text and the CLI use.
+"""How a caption is said: the one place both bots, the Discord alt text and the CLI take it from.
 
 For people who can't see the photo a confidently wrong caption is worse than none, so the captioner
-gives every caption a band and this module phrases it accordingly:
+gives every caption a band and it is phrased accordingly:
 
 - "sure": the caption as a sentence ("A cat sitting on a couch.");
 - "probable": hedged ("Probably a cat sitting on a couch.");
@@ -46,3 +46,35 @@ def describe(text: str | None, *, band: str | None, hint: str | None = None) -> 
 def needs_low_confidence_note(band: str | None, confidence: float | None) -> bool:
     """Captions without a band (older models) get a note when their confidence is low."""
     return band is None and confidence is not None and confidence < LOW_CONFIDENCE_BELOW
+
+
+def caption(
+    text: str | None, confidence: float | None = None, *, band: str | None = None, hint: str | None = None
+) -> str:
+    """The caption as a reply says it: phrased for its band, then the low-confidence note (on the
+    same line, so a numbered list of captions keeps one line per photo). Nothing goes before it:
+    it is what a screen reader reads out first."""
+    said = describe(text, band=band, hint=hint)
+    if text and text.strip() and needs_low_confidence_note(band, confidence):
+        said += " " + LOW_CONFIDENCE
+    return said
+
+
+def numbered(index: int, line: str, *, total: int) -> str:
+    """One line of a reply about several photos: the bare line for one, "Image 2: ..." for several."""
+    return line if total <= 1 else f"Image {index + 1}: {line}"
+
+
+def queue_status(position: int, photos: int = 1) -> str:
+    """The "please wait" message, later edited into the caption."""
+    what = "your photo" if photos == 1 else f"your {photos} photos"
+    if position <= 0:
+        return f"Describing {what} now\N{HORIZONTAL ELLIPSIS}"
+    who = "You're" if photos == 1 else f"Your {photos} photos are"
+    return f"{who} #{position} in the queue. I'll put the description here when it's ready."
+
+
+def late_reply(body: str, mention: str) -> str:
+    """An answer that can't go where it was asked for any more (posted in the channel instead):
+    the caption first, then whom it is for."""
+    return f"{body}\n(For {mention}: the description you asked for.)"
