@@ -31,7 +31,7 @@ class CaptionResult:
     confidence: float  # how likely a person accepts the caption, 0..1 (captioner.confidence)
     attention: np.ndarray | None = None  # (len(tokens), 7, 7) per-word attention, when asked for
     timings_ms: dict[str, float] = field(default_factory=dict)  # shared by the whole batch
-    band: str | None = None  # "sure", "probable" or "unsure" (captionbot.wording says how each is phrased)
+    band: str | None = None  # "sure", "probable" or "unsure" (captionbot.texts says how each is phrased)
     hint: str | None = None  # the tagger's plain word for the main thing, when it is confident ("cat")
     labels: list[dict] = field(default_factory=list)  # tagger's top labels: {"label", "word", "p"}
 

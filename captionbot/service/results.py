@@ -55,7 +55,7 @@ class Delivery:
     caption_id: int | None = None  # for rating/correction buttons
     text: str | None = None  # the caption, when status == "done"
     confidence: float | None = None  # 0..1
-    band: str | None = None  # "sure", "probable", "unsure" or None: how to phrase it (captionbot.wording)
+    band: str | None = None  # "sure", "probable", "unsure" or None: how to phrase it (captionbot.texts)
     hint: str | None = None  # the tagger's plain word for the main thing, for "It may show a cat."
     model_version: str | None = None
     failure_code: ErrorCode | None = None  # why it failed (status == "failed")
@@ -99,7 +99,7 @@ class CaptionRecord:
     image_sha256: str
     image_mime: str
     image_purged: bool
-    band: str | None = None  # how sure the model is (captionbot.wording)
+    band: str | None = None  # how sure the model is (captionbot.texts)
     hint: str | None = None
 
     @property

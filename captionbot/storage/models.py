@@ -302,7 +302,7 @@ class Caption(Base):
     text: Mapped[str] = mapped_column(Text)
     # Mean token probability (0..1) or similar; None when the decoder gives none.
     confidence: Mapped[float | None] = mapped_column(Float)
-    # How sure the model is, as people are told: "sure", "probable" or "unsure" (captionbot.wording);
+    # How sure the model is, as people are told: "sure", "probable" or "unsure" (captionbot.texts);
     # None for models without calibrated bands.
     band: Mapped[str | None] = mapped_column(String(16))
     # The image tagger's plain word for the main thing ("a cat"), said when the caption is unsure.

@@ -27,8 +27,8 @@ import simcord
 
 from bot.discord.app import CaptionBot, build
 from bot.discord.images import DISCORD_MEDIA_HOSTS
-from captionbot_cli.runtime import Stack
 from captionbot.storage.db import upgrade_async
+from captionbot_cli.runtime import Stack
 from tests.tiny_model import Backend, make_settings
 
 SIMCORD_CDN_HOST = "cdn.simcord.invalid"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.discord.app import DiscordAdapter, build
-from captionbot_cli.runtime import Stack
 from captionbot.storage.db import upgrade_async
+from captionbot_cli.runtime import Stack
 from tests.discord.helpers import captions
 from tests.tiny_model import png_bytes
 
