@@ -16,6 +16,7 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY captionbot ./captionbot
+COPY captionbot_cli ./captionbot_cli
 COPY captioner ./captioner
 COPY training ./training
 COPY bot ./bot

@@ -24,6 +24,7 @@ RUN pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" "${TORCH_SPEC}" 
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY captionbot ./captionbot
+COPY captionbot_cli ./captionbot_cli
 COPY captioner ./captioner
 COPY training ./training
 COPY bot ./bot
