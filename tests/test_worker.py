@@ -212,7 +212,7 @@ async def test_a_promoted_model_whose_file_changed_is_refused(backend, tmp_path)
         assert not await stack.worker.reload_if_promoted_changed(wait=True)
         assert stack.worker.model_version == "tiny-v1"  # keeps serving what it had
         await stack.worker.reload_if_promoted_changed(force_check=True)
-        assert stack.worker.models._pending_load is None, "a refused version is not loaded again and again"
+        assert not stack.worker.models.loading, "a refused version is not loaded again and again"
         sub = await submit(stack, png_bytes("red"))
         await rec.wait_for(1)
         assert rec.deliveries[0].request_id == sub.request_id and rec.deliveries[0].model_version == "tiny-v1"

@@ -68,6 +68,11 @@ class ModelManager:
     def name(self) -> str | None:
         return self.current.name if self.current else None
 
+    @property
+    def loading(self) -> bool:
+        """A promoted version is being loaded in the background (swapped in before a later batch)."""
+        return self._pending_load is not None
+
     async def start(self) -> LoadedModel:
         """Load the model (the promoted one if any) and warm it up with one caption."""
         self.current = await self._initial_model()
