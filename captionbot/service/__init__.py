@@ -28,13 +28,6 @@ settings); :mod:`~captionbot.service.results` holds the values they return.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from datetime import datetime
-
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from captionbot.broker import Queues
 from captionbot.service.delivery import Deliveries
 from captionbot.service.intake import Intake
 from captionbot.service.people import MAX_CORRECTION_CHARS, People
@@ -53,37 +46,14 @@ from captionbot.service.results import (
     UnknownCaptionError,
     UserStats,
 )
-from captionbot.settings import Settings
-from captionbot.storage.imagestore import ImageStore
-from captionbot.storage.models import utcnow
 
 
 class CaptionService(Intake, Deliveries, People):
-    """Intake, backpressure, delivery, feedback and privacy for every front end."""
+    """Intake, backpressure, delivery, feedback and privacy for every front end.
 
-    def __init__(
-        self,
-        settings: Settings,
-        session_factory: async_sessionmaker[AsyncSession],
-        image_store: ImageStore,
-        queues: Queues,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        now: Callable[[], datetime] = utcnow,
-        delivery_lease_s: float = 120.0,
-        sweep_interval_s: float = 15.0,
-    ) -> None:
-        super().__init__(
-            settings,
-            session_factory,
-            image_store,
-            queues,
-            clock=clock,
-            now=now,
-            delivery_lease_s=delivery_lease_s,
-            sweep_interval_s=sweep_interval_s,
-        )
-        self._init_delivery()
+    ``CaptionService(settings, session_factory, image_store, queues, *, clock=, now=,
+    delivery_lease_s=, sweep_interval_s=)``: see :class:`~captionbot.service.base.ServiceBase`.
+    """
 
 
 __all__ = [

@@ -62,3 +62,7 @@ class ServiceBase:
         self.sweep_interval_s = sweep_interval_s
         self.bucket = TokenBucket(rate_per_minute=settings.user_rate_per_minute, burst=settings.user_burst, clock=clock)
         self.throughput = Throughput()
+        self._setup()
+
+    def _setup(self) -> None:
+        """A part's own state; a part that has some overrides this and calls ``super()._setup()``."""

@@ -40,7 +40,8 @@ class Deliveries(ServiceBase):
     _sweeper: asyncio.Task[None] | None
     _last_purge: float | None
 
-    def _init_delivery(self) -> None:
+    def _setup(self) -> None:
+        super()._setup()
         self._handlers = {}
         self._sweeper = None
         self._last_purge = None
