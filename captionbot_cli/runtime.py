@@ -47,6 +47,7 @@ from captionbot.broker import Queues
 from captionbot.errors import StartupError
 from captionbot.observability import HealthServer
 from captionbot.service import CaptionService
+from captionbot.settings import Settings
 from captionbot.storage.db import (
     SchemaOutdatedError,
     check_schema_current,
@@ -57,7 +58,6 @@ from captionbot.storage.db import (
 from captionbot.storage.imagestore import ImageStore
 
 if TYPE_CHECKING:
-    from captionbot.settings import Settings
     from captioner.worker import CaptionWorker
 
 log = logging.getLogger(__name__)
@@ -74,13 +74,13 @@ class ChatAdapter(Protocol):
 
 
 #: ``factory(settings, service) -> ChatAdapter``
-AdapterFactory = Callable[[Any, CaptionService], ChatAdapter]
+AdapterFactory = Callable[[Settings, CaptionService], ChatAdapter]
 
 
 @dataclass
 class _AdapterSpec:
     factory: AdapterFactory | str  # a callable, or "module:function" imported when enabled
-    enabled: Callable[[Any], bool]
+    enabled: Callable[[Settings], bool]
 
 
 _ADAPTERS: dict[str, _AdapterSpec] = {
@@ -90,7 +90,7 @@ _ADAPTERS: dict[str, _AdapterSpec] = {
 
 
 def register_adapter_factory(
-    name: str, factory: AdapterFactory | str, *, enabled: Callable[[Any], bool] | None = None
+    name: str, factory: AdapterFactory | str, *, enabled: Callable[[Settings], bool] | None = None
 ) -> None:
     """Add or replace the chat adapter called ``name``.
 
@@ -105,11 +105,11 @@ def unregister_adapter_factory(name: str) -> None:
     _ADAPTERS.pop(name, None)
 
 
-def enabled_adapters(settings: Any) -> list[str]:
+def enabled_adapters(settings: Settings) -> list[str]:
     return [name for name, spec in _ADAPTERS.items() if spec.enabled(settings)]
 
 
-def _build_adapter(name: str, settings: Any, service: CaptionService) -> ChatAdapter:
+def _build_adapter(name: str, settings: Settings, service: CaptionService) -> ChatAdapter:
     factory = _ADAPTERS[name].factory
     if isinstance(factory, str):
         module_name, _, attr = factory.partition(":")
@@ -160,7 +160,7 @@ def model_threads(setting: int, role: str) -> int:
 class Stack:
     """The running pieces of one process (tests and the benchmark use it too)."""
 
-    settings: Any
+    settings: Settings
     role: Role
     db: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
@@ -266,7 +266,7 @@ class Stack:
             "captionbot %s running: %s, database %s",
             self.role,
             self.queues.describe(),
-            make_url(s.database_url).get_backend_name(),
+            make_url(s.db_url).get_backend_name(),
         )
 
     async def _db_ok(self) -> bool:

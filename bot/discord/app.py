@@ -28,6 +28,7 @@ from bot.discord.respond import NO_MENTIONS, say
 from bot.discord.views import DYNAMIC_ITEMS, submit_correction
 from captionbot import texts
 from captionbot.service import CaptionService, Delivery
+from captionbot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class CaptionBot(discord.Client):
         self,
         *,
         service: CaptionService,
-        settings: Any,
+        settings: Settings,
         guild_ids: Sequence[int] = (),
         media_hosts: Collection[str] = DISCORD_MEDIA_HOSTS,
         group_wait_s: float = 60.0,
@@ -148,7 +149,7 @@ def _log_gateway_end(task: asyncio.Task[None]) -> None:
         log.error("Discord gateway connection ended: %s", type(task.exception()).__name__)
 
 
-def build(settings: Any, service: CaptionService) -> DiscordAdapter:
+def build(settings: Settings, service: CaptionService) -> DiscordAdapter:
     """The adapter factory (``bot.discord.app:build``): bot + delivery handler, not started yet."""
     if settings.discord_bot_token is None:
         raise RuntimeError("DISCORD_BOT_TOKEN is not set")

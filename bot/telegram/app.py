@@ -34,6 +34,7 @@ from bot.telegram.ratelimit import MessageRateLimiter
 from captionbot import texts
 from captionbot.errors import StartupError
 from captionbot.service import CaptionService
+from captionbot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,6 @@ class TelegramAdapter:
             self._unprotect_logs()
 
 
-def build(settings: Any, service: CaptionService, **overrides: Any) -> TelegramAdapter:
+def build(settings: Settings, service: CaptionService, **overrides: Any) -> TelegramAdapter:
     """The runtime's adapter factory. ``overrides`` replace :class:`TelegramConfig` fields (tests)."""
     return TelegramAdapter(TelegramConfig.from_settings(settings, **overrides), service)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from captionbot.settings import Settings
+
 PUBLIC_API_BASE_URL = "https://api.telegram.org/bot"
 #: Bots may download files up to 20 MB through the public Bot API (a self-hosted server lifts it).
 PUBLIC_DOWNLOAD_LIMIT = 20 * 1024 * 1024
@@ -70,7 +72,7 @@ class TelegramConfig:
         return urlsplit(self.webhook_url or "").path.strip("/")
 
     @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> TelegramConfig:
+    def from_settings(cls, settings: Settings, **overrides: Any) -> TelegramConfig:
         if settings.telegram_bot_token is None:
             raise ValueError("TELEGRAM_BOT_TOKEN is not set")
         base, file_base = api_urls(settings.telegram_api_base_url)

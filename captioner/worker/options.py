@@ -10,6 +10,7 @@ from typing import Any
 
 from captionbot.broker import Queues
 from captionbot.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from captionbot.settings import Settings
 from captioner.inference import CaptionEngine
 
 #: ``loader(checkpoint_path) -> engine``. The default loads a :class:`CaptionEngine`; tests pass
@@ -31,8 +32,8 @@ class WorkerOptions:
     reload_check_s: float = 5.0
 
     @classmethod
-    def from_settings(cls, settings: Any, queues: Queues, **overrides: Any) -> WorkerOptions:
-        values = {
+    def from_settings(cls, settings: Settings, queues: Queues, **overrides: Any) -> WorkerOptions:
+        values: dict[str, Any] = {
             "batch_size": settings.batch_size,
             "batch_wait_ms": settings.batch_wait_ms,
             "beam_size": settings.beam_size,
