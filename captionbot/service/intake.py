@@ -12,6 +12,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from captionbot import texts
 from captionbot.broker import QueueUnavailableError
 from captionbot.images import ImageError, inspect_image
@@ -19,11 +21,22 @@ from captionbot.jobs import CaptionJob
 from captionbot.observability import METRICS
 from captionbot.ratelimit import estimate_queue_wait, retry_after_seconds
 from captionbot.service.base import ServiceBase
-from captionbot.service.results import PhotoUnavailableError, Rejected, RejectReason, Submitted
+from captionbot.service.results import PhotoUnavailableError, PlaceholderPoster, Rejected, RejectReason, Submitted
 from captionbot.storage import jobs, users
 from captionbot.storage.models import ChatKind, Platform
 
 log = logging.getLogger(__name__)
+
+
+async def _post(placeholder: PlaceholderPoster | None) -> str | None:
+    """Post the placeholder; None when there is none or posting failed (the answer is then sent new)."""
+    if placeholder is None:
+        return None
+    try:
+        return str(await placeholder())
+    except Exception as exc:
+        log.info("placeholder not posted (%s); the answer will be a new message", type(exc).__name__)
+        return None
 
 
 def _bucket_key(platform: Platform | str, platform_user_id: str | int) -> tuple[Platform, str]:
@@ -42,9 +55,19 @@ class Intake(ServiceBase):
         download: Callable[[], Awaitable[bytes]],
         source_message_id: str | int | None,
         reply_context: dict[str, Any] | None = None,
+        intake_key: str | None = None,
+        placeholder: PlaceholderPoster | None = None,
     ) -> Submitted | Rejected:
         """Rate-limit, download (``download()`` raises :class:`PhotoUnavailableError` with a message
-        for the person when it can't), validate, store and queue one photo."""
+        for the person when it can't), validate, post the placeholder, store and queue one photo.
+
+        ``intake_key`` names the incoming message (platform, chat, message): when it was taken
+        before (delivered again after a crash), the earlier request is returned with ``again=True``
+        and nothing is downloaded, posted or stored. ``placeholder`` posts the message the answer
+        will edit; it runs after the photo is known to be good and right before the request row is
+        written with its id, so a crash between the two is as short as it can be."""
+        if intake_key is not None and (known := await self._taken_before(intake_key)) is not None:
+            return known
         if limited := self.reserve(platform=platform, platform_user_id=platform_user_id):
             return limited
         try:
@@ -65,7 +88,18 @@ class Intake(ServiceBase):
             source_message_id=source_message_id,
             reply_context=reply_context,
             reserved=True,
+            intake_key=intake_key,
+            placeholder=placeholder,
         )
+
+    async def _taken_before(self, intake_key: str) -> Submitted | None:
+        async with self.session_factory() as session:
+            req = await jobs.find_by_intake_key(session, intake_key=intake_key)
+            if req is None:
+                return None
+            position = await jobs.queue_position(session, request_id=req.id)
+        log.info("request %s: its message arrived again; not taken twice", req.public_id)
+        return Submitted(req.public_id, position or 0, again=True)
 
     async def submit(
         self,
@@ -79,6 +113,8 @@ class Intake(ServiceBase):
         source_message_id: str | int | None,
         reply_context: dict[str, Any] | None = None,
         reserved: bool = False,
+        intake_key: str | None = None,
+        placeholder: PlaceholderPoster | None = None,
     ) -> Submitted | Rejected:
         """Validate, store and queue a photo already in memory; or say (politely, with a retry
         time) why not. ``reserved``: the caller already took the rate-limit token (:meth:`reserve`)."""
@@ -95,54 +131,69 @@ class Intake(ServiceBase):
         except ImageError as exc:
             METRICS.rejections.labels(reason=RejectReason.BAD_IMAGE.value).inc()
             return Rejected(RejectReason.BAD_IMAGE, exc.user_message, None)
+        placeholder_id = await _post(placeholder)
 
         # One session for the admission checks, the inserts and the queue position: each session and
         # each round trip to the database is a noticeable share of a request's cost under load.
-        async with self.session_factory.begin() as session:
-            pending = await jobs.count_pending(session)
-            user = await users.get_user(session, platform=platform, platform_user_id=platform_user_id)
-            user_pending = await jobs.count_pending_for_user(session, user_id=user.id) if user else 0
-            per_request = self.throughput.seconds_per_request()
-            if pending >= self.settings.queue_max_pending:
-                self.unreserve(platform=platform, platform_user_id=platform_user_id)
-                retry = estimate_queue_wait(
-                    pending - self.settings.queue_max_pending + 1, seconds_per_request=per_request
-                )
-                return self._reject(RejectReason.QUEUE_FULL, retry, texts.busy(retry))
-            if user_pending >= self.settings.user_max_pending:
-                self.unreserve(platform=platform, platform_user_id=platform_user_id)
-                retry = estimate_queue_wait(pending, seconds_per_request=per_request)
-                return self._reject(RejectReason.TOO_MANY_PENDING, retry, texts.too_many_pending(user_pending, retry))
+        try:
+            async with self.session_factory.begin() as session:
+                pending = await jobs.count_pending(session)
+                user = await users.get_user(session, platform=platform, platform_user_id=platform_user_id)
+                user_pending = await jobs.count_pending_for_user(session, user_id=user.id) if user else 0
+                per_request = self.throughput.seconds_per_request()
+                if pending >= self.settings.queue_max_pending:
+                    self.unreserve(platform=platform, platform_user_id=platform_user_id)
+                    retry = estimate_queue_wait(
+                        pending - self.settings.queue_max_pending + 1, seconds_per_request=per_request
+                    )
+                    return self._reject(RejectReason.QUEUE_FULL, retry, texts.busy(retry), placeholder_id)
+                if user_pending >= self.settings.user_max_pending:
+                    self.unreserve(platform=platform, platform_user_id=platform_user_id)
+                    retry = estimate_queue_wait(pending, seconds_per_request=per_request)
+                    return self._reject(
+                        RejectReason.TOO_MANY_PENDING,
+                        retry,
+                        texts.too_many_pending(user_pending, retry),
+                        placeholder_id,
+                    )
 
-            await self.image_store.aput(image_bytes)
-            if user is None:
-                user = await users.get_or_create_user(
-                    session, platform=platform, platform_user_id=platform_user_id, display_name=display_name
+                await self.image_store.aput(image_bytes)
+                if user is None:
+                    user = await users.get_or_create_user(
+                        session, platform=platform, platform_user_id=platform_user_id, display_name=display_name
+                    )
+                elif display_name is not None and user.display_name != display_name:
+                    user.display_name = display_name  # same as get_or_create_user, without its two queries
+                chat = await users.get_or_create_chat(
+                    session, platform=platform, platform_chat_id=platform_chat_id, kind=chat_kind
                 )
-            elif display_name is not None and user.display_name != display_name:
-                user.display_name = display_name  # same as get_or_create_user, without its two queries
-            chat = await users.get_or_create_chat(
-                session, platform=platform, platform_chat_id=platform_chat_id, kind=chat_kind
-            )
-            image = await jobs.add_image(
-                session,
-                sha256=info.sha256,
-                size_bytes=info.size_bytes,
-                width=info.width,
-                height=info.height,
-                mime=info.mime,
-            )
-            req = await jobs.create_request(
-                session,
-                platform=platform,
-                chat_id=chat.id,
-                requester_id=user.id,
-                image_id=image.id,
-                source_message_id=source_message_id,
-                reply_context=reply_context or {},
-            )
-            public_id = req.public_id
-            position = await jobs.queue_position(session, request_id=req.id)
+                image = await jobs.add_image(
+                    session,
+                    sha256=info.sha256,
+                    size_bytes=info.size_bytes,
+                    width=info.width,
+                    height=info.height,
+                    mime=info.mime,
+                )
+                req = await jobs.create_request(
+                    session,
+                    platform=platform,
+                    chat_id=chat.id,
+                    requester_id=user.id,
+                    image_id=image.id,
+                    source_message_id=source_message_id,
+                    reply_context=reply_context or {},
+                    status_message_id=placeholder_id,
+                    intake_key=intake_key,
+                )
+                public_id = req.public_id
+                position = await jobs.queue_position(session, request_id=req.id)
+        except IntegrityError:
+            # The same message, taken twice at the same moment: the other one stored it.
+            self.unreserve(platform=platform, platform_user_id=platform_user_id)
+            if intake_key is not None and (known := await self._taken_before(intake_key)) is not None:
+                return known
+            raise
         try:
             await self.queues.enqueue_caption(CaptionJob(request_id=public_id, image_sha256=info.sha256))
         except QueueUnavailableError:
@@ -165,9 +216,9 @@ class Intake(ServiceBase):
         self.bucket.give_back(_bucket_key(platform, platform_user_id))
 
     @staticmethod
-    def _reject(reason: RejectReason, retry_after: int, message: str) -> Rejected:
+    def _reject(reason: RejectReason, retry_after: int, message: str, placeholder_id: str | None = None) -> Rejected:
         METRICS.rejections.labels(reason=reason.value).inc()
-        return Rejected(reason, message, retry_after)
+        return Rejected(reason, message, retry_after, placeholder_message_id=placeholder_id)
 
     async def queue_position(self, request_id: str) -> int | None:
         """1 = next in line; 0 = being captioned now; None = finished (or unknown)."""

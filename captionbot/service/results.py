@@ -27,6 +27,9 @@ class Submitted:
     request_id: str  # public id: safe to put in button callback data
     queue_position: int  # 1 = next to be captioned
     ok: Literal[True] = True
+    #: The same incoming message was taken before (the platform delivered it again): nothing new
+    #: was stored, queued or posted.
+    again: bool = False
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ class Rejected:
     message: str
     retry_after: int | None = None  # seconds; None when retrying won't help (bad_image)
     ok: Literal[False] = False
+    #: The placeholder already posted for this photo: edit it into ``message`` instead of replying.
+    placeholder_message_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,10 @@ class Delivery:
     def ok(self) -> bool:
         return self.status == "done"
 
+
+#: ``async def post() -> message id``: posts the "describing your photo" placeholder the answer will
+#: edit; may raise (then the answer comes as a new message).
+PlaceholderPoster = Callable[[], Awaitable[str | int]]
 
 #: ``async def handler(delivery) -> reply message id or None``. Raise to have it retried later.
 DeliveryHandler = Callable[[Delivery], Awaitable[str | int | None]]
@@ -142,6 +151,7 @@ __all__ = [
     "InvalidFeedbackError",
     "ModelOverview",
     "PhotoUnavailableError",
+    "PlaceholderPoster",
     "RejectReason",
     "Rejected",
     "Submitted",

@@ -64,8 +64,11 @@ async def create_request(
     image_id: int,
     source_message_id: str | int | None = None,
     reply_context: dict[str, Any] | None = None,
+    status_message_id: str | int | None = None,
+    intake_key: str | None = None,
 ) -> CaptionRequest:
-    """A new ``queued`` request (enqueue its job after the transaction commits)."""
+    """A new ``queued`` request (enqueue its job after the transaction commits). ``intake_key`` is
+    unique: a second request with the same key fails with IntegrityError (see :func:`find_by_intake_key`)."""
     request = CaptionRequest(
         platform=Platform(platform),
         chat_id=chat_id,
@@ -73,12 +76,19 @@ async def create_request(
         image_id=image_id,
         source_message_id=None if source_message_id is None else str(source_message_id),
         reply_context=dict(reply_context or {}),
+        status_message_id=None if status_message_id is None else str(status_message_id),
+        intake_key=intake_key,
         status=RequestStatus.QUEUED,
         attempts=0,
     )
     session.add(request)
     await session.flush()
     return request
+
+
+async def find_by_intake_key(session: AsyncSession, *, intake_key: str) -> CaptionRequest | None:
+    """The request an incoming message already made (the platform delivered the message again)."""
+    return await session.scalar(select(CaptionRequest).where(CaptionRequest.intake_key == intake_key))
 
 
 async def get_request_by_public_id(session: AsyncSession, *, public_id: str) -> CaptionRequest | None:

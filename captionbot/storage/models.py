@@ -227,6 +227,9 @@ class CaptionRequest(Base):
     reply_message_id: Mapped[str | None] = mapped_column(String(64))
     # The "you are #N in the queue" message, edited as the queue moves.
     status_message_id: Mapped[str | None] = mapped_column(String(64))
+    # What the platform calls the message that asked (chat + message id): the same update delivered
+    # again after a crash finds its request instead of making a second one.
+    intake_key: Mapped[str | None] = mapped_column(String(160), unique=True)
     status: Mapped[RequestStatus] = mapped_column(
         _enum(RequestStatus, "status"),
         default=RequestStatus.QUEUED,
