@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from captionbot.texts.captions import (
     BANDS,
+    DESCRIBING,
     EMPTY_CAPTION,
     LOW_CONFIDENCE,
     LOW_CONFIDENCE_BELOW,
@@ -113,6 +114,7 @@ from captionbot.texts.privacy import (
 )
 
 __all__ = [
+    "DESCRIBING",
     "BANDS",
     "BUTTON_BAD",
     "BUTTON_BETTER",

@@ -19,6 +19,8 @@ EMPTY_CAPTION = "I couldn't find words for this photo."
 UNSURE = "I can't describe this photo well."
 LOW_CONFIDENCE = "(I'm not sure about this one.)"
 LOW_CONFIDENCE_BELOW = 0.2
+#: The placeholder posted as soon as a photo is taken; the answer replaces it (an edit).
+DESCRIBING = "Describing your photo\N{HORIZONTAL ELLIPSIS}"
 
 
 def sentence(text: str | None) -> str:
