@@ -24,8 +24,10 @@ from typing import Any
 from telegram import Bot, BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeDefault
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, Defaults
+from telegram.request import HTTPXRequest
 
 from bot.telegram import handlers, logsafety
+from bot.telegram.acks import AckAfterHandlingBot, HandledUpdates, ReportingApplication
 from bot.telegram.config import TelegramConfig
 from bot.telegram.delivery import TelegramDelivery
 from bot.telegram.deps import Deps, install
@@ -46,14 +48,24 @@ class AdapterNotRunningError(RuntimeError):
 
 
 def build_application(config: TelegramConfig) -> Application:
+    """PTB's Application, acknowledging each update only once it is handled (:mod:`bot.telegram.acks`)."""
+    handled = HandledUpdates()
+    bot = AckAfterHandlingBot(
+        config.token,
+        base_url=config.base_url,
+        base_file_url=config.base_file_url,
+        # What ApplicationBuilder would give its own bot: a pool wide enough for concurrent updates.
+        request=HTTPXRequest(connection_pool_size=max(8, 2 * config.concurrent_updates)),
+        get_updates_request=HTTPXRequest(),
+        defaults=Defaults(allow_sending_without_reply=True),
+        rate_limiter=MessageRateLimiter(max_retries=config.max_retries),
+        handled=handled,
+    )
     return (
         Application.builder()
-        .token(config.token)
-        .base_url(config.base_url)
-        .base_file_url(config.base_file_url)
-        .rate_limiter(MessageRateLimiter(max_retries=config.max_retries))
+        .bot(bot)
+        .application_class(ReportingApplication, kwargs={"handled": handled})
         .concurrent_updates(config.concurrent_updates)
-        .defaults(Defaults(allow_sending_without_reply=True))
         .build()
     )
 

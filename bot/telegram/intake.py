@@ -5,14 +5,21 @@ callable.
 Used by the private-chat handler, ``/caption`` in groups and auto-captioning. Whatever goes wrong
 (not an image, too big, download failed, rate limited, queue full, a bad image) ends in one short
 reply; a queued photo is handed to :class:`~bot.telegram.progress.Progress` for "typing" and the
-queue status. The service takes the rate-limit token before it calls the download, so a flood costs
-no bandwidth and starts no "typing"; the progress tracker starts when the download does.
+queue status. Right before the request is stored, a "Describing your photo..." placeholder is
+posted and stored with it: the answer edits that message, so an answer interrupted by a crash is
+edited again, never sent twice. The intake key (chat + message) lets the service recognise a
+message Telegram delivers again after a crash. The service takes the rate-limit token before it
+calls the download, so a flood costs no bandwidth and starts no "typing"; the progress tracker
+starts when the download does.
 """
 
 from __future__ import annotations
 
-from telegram import Chat, Message, User
+import logging
+
+from telegram import Chat, Message, ReplyParameters, User
 from telegram.constants import ChatType
+from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.telegram import media
@@ -20,6 +27,8 @@ from bot.telegram.deps import deps
 from bot.telegram.progress import Pending
 from captionbot import texts
 from captionbot.service import PhotoUnavailableError, Rejected
+
+log = logging.getLogger(__name__)
 
 PLATFORM = "telegram"
 
@@ -65,6 +74,18 @@ async def caption_photo(
             except media.MediaProblem as exc:
                 raise PhotoUnavailableError(exc.user_message) from None
 
+    async def placeholder() -> int:
+        """Posted right before the request is stored: the answer will be an edit of it."""
+        msg = await context.bot.send_message(
+            source.chat_id,
+            texts.DESCRIBING,
+            message_thread_id=thread_id,
+            reply_parameters=ReplyParameters(source.message_id, allow_sending_without_reply=True),
+        )
+        if pending is not None:
+            pending.status_message_id = msg.message_id
+        return msg.message_id
+
     try:
         outcome = await d.service.take_photo(
             platform=PLATFORM,
@@ -75,13 +96,36 @@ async def caption_photo(
             download=download,
             source_message_id=source.message_id,
             reply_context={"thread_id": thread_id, "album": source.media_group_id},
+            intake_key=intake_key(answer_to),
+            placeholder=placeholder,
         )
     except BaseException:
         d.progress.finish(pending)
         raise
     if isinstance(outcome, Rejected):  # flood / download failed / busy / bad image: the message is written
         d.progress.finish(pending)  # (None when refused before downloading)
-        await answer_to.reply_text(outcome.message, do_quote=True)
+        await _refuse(context, answer_to, outcome)
+        return
+    if outcome.again:  # Telegram sent this message again after a restart: it is already taken
+        d.progress.finish(pending)
         return
     assert pending is not None  # queued, so it was downloaded
     d.progress.submitted(pending, outcome.request_id)
+
+
+def intake_key(message: Message) -> str:
+    """The message that asked (the photo, or the /caption command): Telegram may send it again."""
+    return f"telegram:{message.chat_id}:{message.message_id}"
+
+
+async def _refuse(context: ContextTypes.DEFAULT_TYPE, answer_to: Message, outcome: Rejected) -> None:
+    """The refusal: an edit of the placeholder when one was posted, else a reply."""
+    if outcome.placeholder_message_id is not None:
+        try:
+            await context.bot.edit_message_text(
+                outcome.message, chat_id=answer_to.chat_id, message_id=int(outcome.placeholder_message_id)
+            )
+            return
+        except TelegramError as exc:
+            log.info("could not edit the placeholder into the refusal (%s); replying", type(exc).__name__)
+    await answer_to.reply_text(outcome.message, do_quote=True)

@@ -6,10 +6,12 @@ the request), they just don't wait for album siblings or re-send "typing".
 
 * **typing**: one loop per chat re-sends ``sendChatAction(typing)`` every few seconds while any of
   its photos is waiting (Telegram shows it for about 5 s per call).
-* **queue status**: if the answer hasn't come ``status_after_s`` after the photo was queued, the
-  bot replies "You're #N in the queue", stores that message's id with the request, and the
-  delivery later edits that message into the caption. A per-photo lock makes "send the status"
-  and "deliver the answer" mutually exclusive, so the answer never races past a status message.
+* **queue status**: every photo gets a "Describing your photo..." placeholder, posted by intake and
+  stored with the request; the answer is an edit of it (an edit can be repeated after a crash, a
+  new message can't). If the answer hasn't come ``status_after_s`` after the photo was queued, the
+  placeholder is edited into "You're #N in the queue" (or, when posting the placeholder failed, a
+  status message is posted and stored). A per-photo lock makes "update the status" and "deliver
+  the answer" mutually exclusive, so a status never overwrites an answer.
 * **albums**: each photo of an album gets its own reply (to that photo), in album order: a reply
   waits (bounded by ``album_wait_s``) until the replies of the photos before it are out. Only the
   first photo of an album posts a queue status ("Your 3 photos are #2 in the queue").
@@ -216,11 +218,15 @@ class Progress:
             if position is None:
                 return  # finished: the answer is on its way
             photos = len(self._albums.get((p.chat_id, p.album), [])) if p.album else 1
+            text = texts.queue_status(position, max(photos, 1))
             try:
                 bot = await self._bot()
+                if p.status_message_id is not None:  # the placeholder: say the position in it
+                    await bot.edit_message_text(text, chat_id=p.chat_id, message_id=p.status_message_id)
+                    return
                 msg = await bot.send_message(
                     p.chat_id,
-                    texts.queue_status(position, max(photos, 1)),
+                    text,
                     message_thread_id=p.thread_id,
                     reply_parameters=ReplyParameters(p.message_id, allow_sending_without_reply=True),
                 )

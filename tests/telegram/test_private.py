@@ -107,8 +107,9 @@ async def test_slow_answer_says_queue_position_then_edits_it_into_the_caption(fa
     gate = BatchGate()  # the worker holds its first batch until the gate opens
     async with bot_stack(settings, telegram={"status_after_s": 0.05}, gate=gate) as _stack:
         photo = fake.send(chat, ann, photo=png("red"))
-        status = await fake.wait_reply(chat["id"], photo["message_id"])
-        assert "queue" in status["text"] or "now" in status["text"]
+        status = await fake.wait_reply(chat["id"], photo["message_id"])  # the placeholder, posted at once
+        [edit] = await fake.wait_call("editMessageText", message_id=status["message_id"])  # then the position
+        assert "queue" in edit.params["text"] or "now" in edit.params["text"]
         assert not buttons(status)
         gate.open()
         answer = await wait_caption(fake, photo)
@@ -124,12 +125,13 @@ async def test_a_slow_album_gets_one_queue_status_then_a_reply_per_photo(fake, s
     async with bot_stack(settings, telegram={"status_after_s": 0.05}, gate=gate) as stack:
         album = [fake.send(chat, ann, photo=png(c), media_group_id="a2") for c in ("red", "green")]
         await until(lambda: _count_requests(stack, 2))
-        status = await fake.wait_reply(chat["id"], album[0]["message_id"])
-        assert status["text"].startswith(("Your 2 photos", "Describing your 2 photos"))
+        status = await fake.wait_reply(chat["id"], album[0]["message_id"])  # photo 1's placeholder
+        [edit] = await fake.wait_call("editMessageText", message_id=status["message_id"])
+        assert edit.params["text"].startswith(("Your 2 photos", "Describing your 2 photos"))
         gate.open()
         first, second = [await wait_caption(fake, photo) for photo in album]
         assert first["message_id"] == status["message_id"]  # the album's status became photo 1's answer
-        assert second["message_id"] > first["message_id"]
+        assert second["message_id"] != first["message_id"]
         assert not fake.replies_to(chat["id"], album[1]["message_id"])[1:]  # one message per photo
         statuses = [m for m in fake.bot_messages(chat["id"]) if "photos" in m["text"]]
         assert statuses == []  # every status was edited into a caption

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from captionbot import texts
 from tests.gated_engine import BatchGate
 from tests.telegram.conftest import bot_stack, buttons, caption_id_of, requests, wait_answer, wait_caption
 from tests.telegram.fake_api import png
@@ -59,9 +60,12 @@ async def test_results_finished_while_the_bot_was_down_are_sent_on_start(fake, s
             return await first.service.queue_position((await _only_request(first)).public_id) is None
 
         await until(finished)
-    assert not fake.replies_to(chat["id"], photo["message_id"])
+    [placeholder] = fake.replies_to(chat["id"], photo["message_id"])  # posted when the photo was taken
+    assert placeholder["text"] == texts.DESCRIBING and not buttons(placeholder)
     async with bot_stack(settings) as _second:
-        await wait_caption(fake, photo)
+        answer = await wait_caption(fake, photo)
+    assert answer["message_id"] == placeholder["message_id"]  # the answer is an edit of it
+    assert len(fake.replies_to(chat["id"], photo["message_id"])) == 1
 
 
 async def _requests_exist(stack) -> bool:
