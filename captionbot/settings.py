@@ -72,6 +72,12 @@ class Settings(BaseSettings):
         "memory://", description="Job broker: memory:// (in-process) or redis://host:6379/0 (Redis Streams)."
     )
     max_attempts: int = Field(3, ge=1, description="Caption attempts per request before it is marked failed.")
+    delivery_lease_s: float = Field(
+        120.0, gt=0, description="Seconds a bot may take to send one answer before it is given to another try."
+    )
+    delivery_sweep_s: float = Field(
+        15.0, gt=0, description="How often (seconds) the bot looks for answers whose notice was lost."
+    )
     queue_max_pending: int = Field(
         1000, ge=1, description="Global bound on queued+running requests; beyond it new photos are refused."
     )

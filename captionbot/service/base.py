@@ -49,8 +49,8 @@ class ServiceBase:
         *,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = utcnow,
-        delivery_lease_s: float = 120.0,
-        sweep_interval_s: float = 15.0,
+        delivery_lease_s: float | None = None,
+        sweep_interval_s: float | None = None,
     ) -> None:
         self.settings = settings
         self.session_factory = session_factory
@@ -58,8 +58,9 @@ class ServiceBase:
         self.queues = queues
         self.clock = clock
         self.now = now
-        self.delivery_lease_s = delivery_lease_s
-        self.sweep_interval_s = sweep_interval_s
+        # The settings unless a test passes its own.
+        self.delivery_lease_s = delivery_lease_s if delivery_lease_s is not None else settings.delivery_lease_s
+        self.sweep_interval_s = sweep_interval_s if sweep_interval_s is not None else settings.delivery_sweep_s
         self.bucket = TokenBucket(rate_per_minute=settings.user_rate_per_minute, burst=settings.user_burst, clock=clock)
         self.throughput = Throughput()
         self._setup()
