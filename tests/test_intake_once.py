@@ -109,15 +109,16 @@ async def test_a_placeholder_that_fails_leaves_a_new_message_answer(backend, tmp
         assert rec.by_request(sub.request_id)[0].status_message_id is None
 
 
-async def test_refusals_before_and_after_the_placeholder(backend, tmp_path):
+async def test_refusals_come_before_any_placeholder(backend, tmp_path):
     gate = BatchGate()
     settings = make_settings(tmp_path, backend, user_max_pending=1)
     async with open_pipeline(settings, recorder=DeliveryRecorder(), gate=gate) as stack:
         assert isinstance(await take(stack, Photo(), key="k1"), Submitted)
-        # Too many pending: found after the placeholder went out, so the refusal names it to edit.
-        busy = await take(stack, Photo(png_bytes("red")), key="k2")
+        # Too many pending: refused before a placeholder is posted, so the refusal is a plain reply.
+        busy_photo = Photo(png_bytes("red"))
+        busy = await take(stack, busy_photo, key="k2")
         assert isinstance(busy, Rejected) and busy.reason == RejectReason.TOO_MANY_PENDING
-        assert busy.placeholder_message_id == "501"
+        assert busy_photo.placeholders == 0 and busy.placeholder_message_id is None
         # A bad photo is refused before any placeholder.
         bad = Photo(b"not an image")
         refused = await take(stack, bad, key="k3", user="8")

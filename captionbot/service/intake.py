@@ -131,10 +131,9 @@ class Intake(ServiceBase):
         except ImageError as exc:
             METRICS.rejections.labels(reason=RejectReason.BAD_IMAGE.value).inc()
             return Rejected(RejectReason.BAD_IMAGE, exc.user_message, None)
-        placeholder_id = await _post(placeholder)
-
-        # One session for the admission checks, the inserts and the queue position: each session and
-        # each round trip to the database is a noticeable share of a request's cost under load.
+        # Everything that can refuse or take time happens before the placeholder is posted, so the
+        # step between "placeholder posted" and "its id stored" is one INSERT: a crash there leaves a
+        # placeholder nobody edits (the photo is still answered once, when the platform resends it).
         try:
             async with self.session_factory.begin() as session:
                 pending = await jobs.count_pending(session)
@@ -146,16 +145,12 @@ class Intake(ServiceBase):
                     retry = estimate_queue_wait(
                         pending - self.settings.queue_max_pending + 1, seconds_per_request=per_request
                     )
-                    return self._reject(RejectReason.QUEUE_FULL, retry, texts.busy(retry), placeholder_id)
+                    return self._reject(RejectReason.QUEUE_FULL, retry, texts.busy(retry))
                 if user_pending >= self.settings.user_max_pending:
                     self.unreserve(platform=platform, platform_user_id=platform_user_id)
                     retry = estimate_queue_wait(pending, seconds_per_request=per_request)
-                    return self._reject(
-                        RejectReason.TOO_MANY_PENDING,
-                        retry,
-                        texts.too_many_pending(user_pending, retry),
-                        placeholder_id,
-                    )
+                    message = texts.too_many_pending(user_pending, retry)
+                    return self._reject(RejectReason.TOO_MANY_PENDING, retry, message)
 
                 await self.image_store.aput(image_bytes)
                 if user is None:
@@ -175,19 +170,26 @@ class Intake(ServiceBase):
                     height=info.height,
                     mime=info.mime,
                 )
-                req = await jobs.create_request(
-                    session,
-                    platform=platform,
-                    chat_id=chat.id,
-                    requester_id=user.id,
-                    image_id=image.id,
-                    source_message_id=source_message_id,
-                    reply_context=reply_context or {},
-                    status_message_id=placeholder_id,
-                    intake_key=intake_key,
-                )
-                public_id = req.public_id
-                position = await jobs.queue_position(session, request_id=req.id)
+                new_request: dict[str, Any] = {
+                    "platform": platform,
+                    "chat_id": chat.id,
+                    "requester_id": user.id,
+                    "image_id": image.id,
+                    "source_message_id": source_message_id,
+                    "reply_context": reply_context or {},
+                    "intake_key": intake_key,
+                }
+                if placeholder is None:  # nothing to post: one transaction does it all
+                    req = await jobs.create_request(session, **new_request)
+                    public_id = req.public_id
+                    position = await jobs.queue_position(session, request_id=req.id)
+            if placeholder is not None:
+                placeholder_id = await _post(placeholder)
+                async with self.session_factory.begin() as session:
+                    req = await jobs.create_request(session, status_message_id=placeholder_id, **new_request)
+                    public_id = req.public_id
+                async with self.session_factory() as session:
+                    position = await jobs.queue_position(session, request_id=req.id)
         except IntegrityError:
             # The same message, taken twice at the same moment: the other one stored it.
             self.unreserve(platform=platform, platform_user_id=platform_user_id)
@@ -216,9 +218,9 @@ class Intake(ServiceBase):
         self.bucket.give_back(_bucket_key(platform, platform_user_id))
 
     @staticmethod
-    def _reject(reason: RejectReason, retry_after: int, message: str, placeholder_id: str | None = None) -> Rejected:
+    def _reject(reason: RejectReason, retry_after: int, message: str) -> Rejected:
         METRICS.rejections.labels(reason=reason.value).inc()
-        return Rejected(reason, message, retry_after, placeholder_message_id=placeholder_id)
+        return Rejected(reason, message, retry_after)
 
     async def queue_position(self, request_id: str) -> int | None:
         """1 = next in line; 0 = being captioned now; None = finished (or unknown)."""
