@@ -19,6 +19,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from bot.discord.board import EditLocks
 from bot.discord.commands import build_commands
 from bot.discord.delivery import DiscordDelivery
 from bot.discord.groups import ReplyGroups
@@ -67,14 +68,17 @@ class CaptionBot(discord.Client):
         self.guild_ids = list(guild_ids)
         self.tree = CaptionTree(self)
         self.groups: ReplyGroups[Delivery] = ReplyGroups(wait_s=group_wait_s)
+        self.edit_locks = EditLocks()  # answers shared by several images are edited one at a time
         self.intake = Intake(
             service,
             self.groups,
+            client=self,
+            locks=self.edit_locks,
             max_image_bytes=settings.max_image_bytes,
             fetch=self._fetch_media,
             media_hosts=media_hosts,
         )
-        self.delivery = DiscordDelivery(self, service, self.groups)
+        self.delivery = DiscordDelivery(self, service, self.groups, self.edit_locks)
         for command in build_commands(service=service, intake=self.intake, max_image_bytes=settings.max_image_bytes):
             self.tree.add_command(command)
 

@@ -2,12 +2,14 @@
 
 The delivery may come minutes later, or after a restart, so everything needed to answer is here:
 the channel, and for slash commands / context menus the interaction's application id, id and
-token (a follow-up webhook works for 15 minutes). The token is a short-lived credential: it lives
-only in the database row, is never logged, and after 15 minutes it is useless anyway.
+token (its original response can be edited for 15 minutes). The token is a short-lived credential:
+it lives only in the database row, is never logged, and after 15 minutes it is useless anyway.
 
 Several images of one message form a *group* (same ``group`` key, ``index`` 0..``total``-1) that
 is answered with one reply; ``boot`` tells whether the group was opened by this very process (see
-:mod:`bot.discord.groups`).
+:mod:`bot.discord.groups`). ``footer`` is what that reply says below the captions (attachments
+refused from their metadata, images skipped): stored with every image, so that the answer can be
+written again after a restart (see :mod:`bot.discord.board`).
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from typing import Any, Literal
 
 import discord
 
-#: How long Discord accepts follow-ups on an interaction token.
+#: How long Discord accepts edits and follow-ups on an interaction token.
 INTERACTION_TOKEN_TTL = timedelta(minutes=15)
-#: Don't start a follow-up this close to expiry: fall back to a channel message instead.
+#: Don't start an edit this close to expiry: fall back to a channel message instead.
 TOKEN_SAFETY_MARGIN = timedelta(seconds=30)
 
 Mode = Literal["caption", "alt"]
@@ -34,6 +36,7 @@ class ReplyContext:
     total: int = 1
     boot: str = ""
     mode: Mode = "caption"
+    footer: str | None = None
     # Interactions only (slash command, context menu, button):
     application_id: int | None = None
     interaction_id: int | None = None
@@ -44,7 +47,7 @@ class ReplyContext:
         return self.token is not None and self.application_id is not None
 
     def token_usable(self, now: datetime | None = None) -> bool:
-        """Is the interaction token (still) good for a follow-up?"""
+        """Is the interaction token (still) good for editing the original response?"""
         if not self.via_interaction or self.interaction_id is None:
             return False
         now = now or discord.utils.utcnow()
@@ -73,6 +76,7 @@ class ReplyContext:
             total=max(1, int(data.get("total", 1))),
             boot=str(data.get("boot", "")),
             mode="alt" if data.get("mode") == "alt" else "caption",
+            footer=str(data["footer"]) if data.get("footer") else None,
             application_id=snowflake("application_id"),
             interaction_id=snowflake("interaction_id"),
             token=data.get("token"),

@@ -1,31 +1,42 @@
 """Sending finished captions to Discord: the delivery handler registered with the service.
 
-Where an answer goes, from the request's :class:`~bot.discord.context.ReplyContext`:
+An answer is an *edit* wherever it can be (see :mod:`bot.discord.board`), so that a delivery the
+service repeats after a crash (Discord accepted the answer, the "delivered" mark never committed)
+writes the same words into the same message instead of posting them twice:
 
-* a slash command / context menu / button: a follow-up on the interaction's webhook, which
-  replaces its "thinking" message. The token lasts 15 minutes; past that (the bot was down, the
-  queue was long) or when Discord says the token is gone, the answer is posted in the channel
-  instead, mentioning the user;
-* a DM or a mention: a reply to the user's message.
+* a slash command / context menu: the interaction's original response (its "thinking" message) is
+  edited into the answer. The token lasts 15 minutes; past that (the bot was down, the queue was
+  long) or when Discord refuses the edit, the answer is posted in the channel instead, mentioning
+  the user: a new message, so that fallback is the one place a repeat could still show twice
+  (Discord's ``enforce_nonce``, keyed by the request, catches a repeat within a few minutes);
+* a DM or a mention: the placeholder reply ("Describing your photo…", ``status_message_id``) is
+  edited into the answer; without one (it couldn't be posted) or when it is gone, the answer is a
+  new reply to the user's message, with the same nonce.
 
-Several images of one message are answered by one reply (see :mod:`bot.discord.groups`): one
-numbered line per image, one row of buttons per caption. ``mode == "alt"`` (/alttext) posts the
-stored image with its caption as Discord's alt text instead.
+Several images of one message share that message: one numbered line per image, one row of buttons
+per caption, each delivery merging its lines into what the message already shows. Deliveries of
+one message still wait for each other (:mod:`bot.discord.groups`) so that usually one edit holds
+everything. ``mode == "alt"`` (/alttext) puts the stored image, with its caption as Discord's alt
+text, into the answer instead.
 
 Errors follow the service's contract: a transient one (Discord unreachable, 5xx, rate limited, not
-logged in yet) is raised, and the service retries later; a refused follow-up falls back to the
-channel; a permanent one there (channel gone, no permission, DMs closed) is logged and the
+logged in yet) is raised, and the service retries later; a refused edit falls back to a new
+message; a permanent error there (channel gone, no permission, DMs closed) is logged and the
 delivery is considered done, since retrying can't help.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import discord
 
+from bot.discord import board
+from bot.discord.board import EditLocks, Target
 from bot.discord.context import ReplyContext
 from bot.discord.groups import Batch, ReplyGroups
 from bot.discord.respond import NO_MENTIONS
@@ -37,8 +48,7 @@ PLATFORM = "discord"
 
 log = logging.getLogger(__name__)
 
-#: Discord error codes meaning "this interaction token can't be used any more".
-_TOKEN_GONE = {10015, 50027}  # Unknown Webhook, Invalid Webhook Token
+Message = Callable[[], dict[str, Any]]  # keyword arguments for one edit or send (a discord.File is sent once)
 
 
 class NotReadyError(RuntimeError):
@@ -46,31 +56,44 @@ class NotReadyError(RuntimeError):
     adapter starts): the service retries, and the adapter redelivers once it is ready."""
 
 
+def line(delivery: Delivery) -> str:
+    """What an answer says about one image: its caption, or why there is none."""
+    if delivery.ok:
+        return texts.caption(delivery.text, delivery.confidence, band=delivery.band, hint=delivery.hint)
+    return delivery.failure_message or texts.ERROR
+
+
+def caption_rows(parts: dict[int, Delivery], total: int) -> list[CaptionRow]:
+    return sorted(
+        (CaptionRow(d.caption_id, i, total) for i, d in parts.items() if d.ok and d.caption_id is not None),
+        key=lambda r: r.index,
+    )
+
+
 def compose(batch: Batch[Delivery], total: int) -> tuple[str, discord.ui.View | None]:
     """The text (caption first, numbered when several) and the buttons of one reply."""
-    lines: dict[int, str] = dict(batch.notes)
-    rows: list[CaptionRow] = []
-    for index, delivery in batch.parts.items():
-        if delivery.ok:
-            lines[index] = texts.caption(delivery.text, delivery.confidence, band=delivery.band, hint=delivery.hint)
-            if delivery.caption_id is not None:
-                rows.append(CaptionRow(delivery.caption_id, index, total))
-        else:
-            lines[index] = delivery.failure_message or texts.ERROR
-    text = "\n".join(texts.numbered(i, lines[i], total=total) for i in sorted(lines))
-    if batch.footer:
-        text += "\n" + batch.footer
-    rows.sort(key=lambda r: r.index)
-    return text, caption_view(rows) if rows else None
+    lines = {**batch.notes, **{i: line(d) for i, d in batch.parts.items()}}
+    rows = caption_rows(batch.parts, total)
+    return board.render(lines, total, batch.footer), caption_view(rows) if rows else None
+
+
+def nonce(request_id: str) -> str:
+    """The request's nonce for a new message (Discord's limit: 25 characters): with
+    ``enforce_nonce``, Discord answers a second send with the same nonce within a few minutes with
+    the first message instead of posting again."""
+    return hashlib.blake2b(request_id.encode(), digest_size=12).hexdigest()
 
 
 class DiscordDelivery:
-    """``async def __call__(delivery) -> reply message id``: the service's delivery handler."""
+    """``async def __call__(delivery) -> answer message id``: the service's delivery handler."""
 
-    def __init__(self, client: discord.Client, service: CaptionService, groups: ReplyGroups[Delivery]) -> None:
+    def __init__(
+        self, client: discord.Client, service: CaptionService, groups: ReplyGroups[Delivery], locks: EditLocks
+    ) -> None:
         self.client = client
         self.service = service
         self.groups = groups
+        self.locks = locks
 
     async def __call__(self, delivery: Delivery) -> str | None:
         if self.client.user is None or self.client.is_closed():
@@ -90,44 +113,59 @@ class DiscordDelivery:
         return None if result is None else str(result)
 
     async def _post(self, ctx: ReplyContext, delivery: Delivery, batch: Batch[Delivery]) -> str | None:
-        if ctx.mode == "alt" and delivery.ok and delivery.caption_id is not None and len(batch.parts) == 1:
-            record = await self.service.find_caption(delivery.caption_id, platform=PLATFORM)
-            data = None if record is None else await self.service.read_photo(record)
-            if record is not None and data is not None:
-                mention = f"<@{delivery.platform_user_id}>"
-                return await self._send(ctx, delivery, lambda: alt_text_message(record, data, mention))
-        text, view = compose(batch, ctx.total)
-        return await self._send(ctx, delivery, lambda: {"content": text, "view": view} if view else {"content": text})
-
-    async def _send(self, ctx: ReplyContext, delivery: Delivery, message: Callable[[], dict[str, Any]]) -> str | None:
-        """Send ``message()`` (called per attempt: a discord.File can be sent only once) where it belongs."""
-        if ctx.token_usable():
-            assert ctx.application_id is not None and ctx.token is not None
-            webhook = discord.Webhook.partial(ctx.application_id, ctx.token, client=self.client)
-            kwargs = {"allowed_mentions": NO_MENTIONS, **message()}
+        alt = await self._alt_text(ctx, delivery, batch)
+        tgt = board.target(self.client, ctx, delivery.status_message_id)
+        if tgt is not None:
             try:
-                sent = await webhook.send(wait=True, **kwargs)
-                return str(sent.id)
+                return str(await self._edit(ctx, tgt, batch, alt))
             except discord.HTTPException as exc:
                 if _transient(exc):
                     raise  # Discord is having trouble: the service retries later
-                if exc.status == 404 or exc.code in _TOKEN_GONE:
-                    log.info("interaction token of %s no longer valid; answering in the channel", delivery.request_id)
-                else:
-                    log.warning(
-                        "follow-up for %s refused (%s %s); answering in the channel",
-                        delivery.request_id,
-                        exc.status,
-                        exc.code,
-                    )
-        return await self._send_to_channel(ctx, delivery, message())
+                log.info(
+                    "can't edit the answer to %s into its message (%s %s); sending a new one",
+                    delivery.request_id,
+                    exc.status,
+                    exc.code,
+                )
+        if alt is not None:
+            return await self._send_new(ctx, delivery, alt())
+        footer = ctx.footer if ctx.total <= 1 else batch.footer
+        text, view = compose(replace(batch, footer=footer), ctx.total)
+        return await self._send_new(ctx, delivery, {"content": text, "view": view} if view else {"content": text})
 
-    async def _send_to_channel(self, ctx: ReplyContext, delivery: Delivery, kwargs: dict[str, Any]) -> str | None:
+    async def _alt_text(self, ctx: ReplyContext, delivery: Delivery, batch: Batch[Delivery]) -> Message | None:
+        """/alttext: the stored image with its caption as alt text; None when it can't be (no caption,
+        photo gone): then the answer says why, or gives the caption, in words."""
+        if ctx.mode != "alt" or not delivery.ok or delivery.caption_id is None or len(batch.parts) != 1:
+            return None
+        record = await self.service.find_caption(delivery.caption_id, platform=PLATFORM)
+        data = None if record is None else await self.service.read_photo(record)
+        if record is None or data is None:
+            return None
+        mention = f"<@{delivery.platform_user_id}>"
+        return lambda: alt_text_message(record, data, mention)
+
+    async def _edit(self, ctx: ReplyContext, tgt: Target, batch: Batch[Delivery], alt: Message | None) -> int:
+        """Write the answer into ``tgt``; the same call again writes the same answer."""
+        if alt is not None:
+            return (await tgt.edit(**alt())).id
+        if ctx.total > 1:
+            lines = {**batch.notes, **{i: line(d) for i, d in batch.parts.items()}}
+            rows = caption_rows(batch.parts, ctx.total)
+            return await board.merge(tgt, self.locks, total=ctx.total, lines=lines, rows=rows, footer=ctx.footer)
+        text, view = compose(Batch(batch.parts, {}, ctx.footer), 1)
+        return (await tgt.edit(content=text, view=view, allowed_mentions=NO_MENTIONS)).id
+
+    async def _send_new(self, ctx: ReplyContext, delivery: Delivery, kwargs: dict[str, Any]) -> str | None:
+        """The answer as a new message in the channel: a reply to the user's message, or for an
+        interaction that can't be edited any more, a message that mentions the user."""
         channel = self.client.get_partial_messageable(ctx.channel_id)
+        if "attachments" in kwargs:
+            kwargs["files"] = kwargs.pop("attachments")
         if ctx.via_interaction:
             # Not a reply to anything: say who it's for, and let that one mention notify them.
             user = discord.Object(int(delivery.platform_user_id))
-            if "file" not in kwargs:  # an alt-text post already names its user
+            if "files" not in kwargs:  # an alt-text post already names its user
                 kwargs["content"] = texts.late_reply(kwargs.get("content") or "", f"<@{user.id}>")
             kwargs["allowed_mentions"] = discord.AllowedMentions(everyone=False, roles=False, users=[user])
         else:
@@ -138,7 +176,7 @@ class DiscordDelivery:
                     message_id=int(delivery.source_message_id), channel_id=ctx.channel_id, fail_if_not_exists=False
                 )
         try:
-            sent = await channel.send(**kwargs)
+            sent = await channel.send(nonce=nonce(delivery.request_id), **kwargs)
         except discord.HTTPException as exc:
             if _transient(exc):
                 raise

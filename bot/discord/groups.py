@@ -1,14 +1,17 @@
-"""One reply for several images: gathering the separate deliveries of one message's images.
+"""One answer for several images: gathering the separate deliveries of one message's images.
 
 The service captions and delivers every image on its own (one request each), but a message with
-three images should get one reply holding three captions: a screen reader then announces one
-message with everything, instead of three, or an edit it doesn't announce at all.
+three images gets one answer holding three captions: one message with everything, instead of three.
+That answer is the placeholder the message's images share (see :mod:`bot.discord.board`); each
+image's delivery writes its line into it, so nothing here has to survive a restart. What this
+module adds is that they usually do so together, in one edit (or, without a placeholder, in one
+new reply).
 
 So each image's delivery *joins* its group (the message or interaction it came from) and waits
 until the intake has said which requests belong to it (:meth:`ReplyGroups.open`) and all of them
-have arrived; the one that completes the group posts the reply for everyone, and every member
-returns that reply's id to the service. Deliveries of one group run concurrently (one task per
-delivery notice), so nobody waits for a sibling that can't arrive.
+have arrived; the one that completes the group posts for everyone, and every member returns that
+message's id to the service. Deliveries of one group run concurrently (one task per delivery
+notice), so nobody waits for a sibling that can't arrive.
 
 Bounded and restart-safe by construction:
 
@@ -17,7 +20,7 @@ Bounded and restart-safe by construction:
 * a group opened by an earlier process (``boot`` differs: we restarted, the bookkeeping is gone)
   or already finished is never waited for: its late members are posted on their own;
 * if posting fails, the error goes to the service (which retries that delivery later, and it
-  joins the group again) and the other members post themselves: nothing is posted twice.
+  joins the group again) and the other members post themselves.
 """
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ from captionbot.service import (
 )
 
 PLATFORM = "discord"
-_COUNT = re.compile(r"\s*\(\d+\)$")
+#: The rating count a label ends with once someone rated: "Good 2 (3)".
+RATING_COUNT = re.compile(r"\s*\(\d+\)$")
 
 
 def _service(interaction: discord.Interaction[Any]) -> CaptionService:
@@ -73,21 +74,33 @@ def caption_view(rows: list[CaptionRow]) -> discord.ui.View:
 _DYNAMIC: list[type[discord.ui.DynamicItem[Any]]] = []
 
 
+def dynamic_copy(
+    child: discord.ui.Item[Any], *, label: str | None = None, row: int | None = None
+) -> discord.ui.DynamicItem[Any] | None:
+    """One of our buttons (a plain copy from a message, or a dynamic item) as a fresh dynamic item,
+    keeping its label (with its rating count) unless ``label`` is given, in ``row`` if given."""
+    custom_id = getattr(child, "custom_id", None)
+    if isinstance(child, discord.ui.DynamicItem):
+        child = child.item
+    if not isinstance(child, discord.ui.Button) or custom_id is None:
+        return None
+    for cls in _DYNAMIC:
+        match = cls.__discord_ui_compiled_template__.fullmatch(custom_id)
+        if match is not None:
+            item: discord.ui.DynamicItem[Any] = cls.from_match(  # type: ignore[attr-defined]
+                match, label=label or child.label, row=child.row if row is None else row
+            )
+            return item
+    return None
+
+
 def _rebuild(view: discord.ui.View | discord.ui.LayoutView | None, labels: dict[str, str]) -> discord.ui.View:
     """The message's buttons again, as dynamic items, with some labels replaced (by custom_id)."""
     out = discord.ui.View(timeout=None)
     for child in view.children if view is not None else ():
-        custom_id = getattr(child, "custom_id", None)
-        if isinstance(child, discord.ui.DynamicItem):
-            child = child.item
-        if not isinstance(child, discord.ui.Button) or custom_id is None:
-            continue
-        label = labels.get(custom_id, child.label)
-        for cls in _DYNAMIC:
-            match = cls.__discord_ui_compiled_template__.fullmatch(custom_id)
-            if match is not None:
-                out.add_item(cls.from_match(match, label=label, row=child.row))  # type: ignore[attr-defined]
-                break
+        copy = dynamic_copy(child, label=labels.get(getattr(child, "custom_id", None) or ""))
+        if copy is not None:
+            out.add_item(copy)
     return out
 
 
@@ -140,7 +153,7 @@ class RateButton(
             custom_id = getattr(child, "custom_id", None)
             if custom_id in counts:
                 item = child.item if isinstance(child, discord.ui.DynamicItem) else child
-                base = _COUNT.sub("", getattr(item, "label", None) or "")
+                base = RATING_COUNT.sub("", getattr(item, "label", None) or "")
                 labels[custom_id] = f"{base} ({counts[custom_id]})" if counts[custom_id] else base
         await interaction.response.edit_message(view=_rebuild(self.view, labels))
         await interaction.followup.send(texts.rated(self.rating), ephemeral=True)
@@ -286,16 +299,18 @@ class AltButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cb:al
             await say(interaction, texts.PHOTO_GONE)
         else:
             await interaction.response.defer(thinking=True)
-            await interaction.followup.send(**alt_text_message(record, data, interaction.user.mention))
+            # An edit of the "thinking" message: doing it again can't post the image twice.
+            await interaction.edit_original_response(**alt_text_message(record, data, interaction.user.mention))
 
 
 def alt_text_message(record: CaptionRecord, data: bytes, mention: str) -> dict[str, Any]:
-    """Keyword arguments for ``send``: the image with the caption, phrased for its band, as its
-    description (alt text): the same words the reply says."""
+    """Keyword arguments for an ``edit`` (the file as its only attachment; a ``send`` takes it as
+    ``files``): the image with the caption, phrased for its band, as its description (alt text):
+    the same words the reply says."""
     description = texts.caption(record.text, band=record.band, hint=record.hint)[:1024]  # Discord's limit
     return {
         "content": texts.discord_alt_text_post(mention),
-        "file": discord.File(io.BytesIO(data), filename=record.filename, description=description),
+        "attachments": [discord.File(io.BytesIO(data), filename=record.filename, description=description)],
         "view": caption_view([CaptionRow(record.caption_id, alt_button=False)]),
         "allowed_mentions": NO_MENTIONS,
     }

@@ -6,15 +6,25 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 import simcord
 from PIL import Image
 from sqlalchemy import select
 
 from captionbot import texts
+from captionbot.images import ImageError, inspect_image
 from captionbot.storage.models import Caption, CaptionRequest, Feedback, RequestStatus, User
 from tests.tiny_model import png_bytes
 
 COLORS = ["red", "blue", "green", "yellow", "purple", "orange", "white"]
+CORRUPT = png_bytes()[:60]  # a PNG cut short: looks like one, can't be decoded
+
+
+def image_error(data: bytes) -> str:
+    """What the service says about an image it can't read."""
+    with pytest.raises(ImageError) as info:
+        inspect_image(data)
+    return info.value.user_message
 
 
 def pngs(n: int) -> list[tuple[str, bytes]]:

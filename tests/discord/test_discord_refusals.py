@@ -7,20 +7,11 @@ import re
 import pytest
 
 from captionbot import texts
-from captionbot.images import ImageError, inspect_image
 from captionbot.storage.models import RequestStatus
-from tests.discord.helpers import callbacks, captions, custom_ids, pngs, statuses
+from tests.discord.helpers import CORRUPT, callbacks, captions, custom_ids, image_error, pngs, statuses
 from tests.tiny_model import png_bytes
 
 pytestmark = pytest.mark.timeout(120)
-
-CORRUPT = png_bytes()[:60]  # a PNG cut short: looks like one, can't be decoded
-
-
-def image_error(data: bytes) -> str:
-    with pytest.raises(ImageError) as info:
-        inspect_image(data)
-    return info.value.user_message
 
 
 @pytest.fixture

@@ -55,7 +55,8 @@ async def test_result_finished_while_discord_was_away_goes_to_the_channel_after_
 
 
 async def test_revoked_interaction_token_falls_back_to_the_channel(world, env):
-    env.inject_error("POST", "/webhooks/*", status=404, code=10015, message="Unknown Webhook")
+    # The answer is an edit of the "thinking" message through the interaction's webhook.
+    env.inject_error("PATCH", "/webhooks/*", status=404, code=10015, message="Unknown Webhook")
     await world.alice.slash(world.channel, "caption", image=("cat.png", png_bytes()))
     [row] = await captions(world)
     assert world.channel.last_message.content == texts.late_reply(row.sentence, world.alice.mention)
@@ -63,7 +64,7 @@ async def test_revoked_interaction_token_falls_back_to_the_channel(world, env):
 
 
 async def test_discord_server_error_is_retried_by_the_service(world, env):
-    env.inject_error("POST", "/webhooks/*", status=500)
+    env.inject_error("PATCH", "/webhooks/*", status=500)
     asked = await world.alice.slash(world.channel, "caption", image=("cat.png", png_bytes()))
     assert await statuses(world) == [RequestStatus.DONE]  # the claim was released for a retry
 

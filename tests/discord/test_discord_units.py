@@ -9,10 +9,12 @@ import discord
 import pytest
 
 from bot.discord.app import DiscordAdapter
+from bot.discord.board import EditLocks, parse_lines, render
 from bot.discord.context import ReplyContext
-from bot.discord.delivery import compose
+from bot.discord.delivery import compose, nonce
 from bot.discord.groups import Batch, ReplyGroups
 from bot.discord.images import looks_like_image, media_host_allowed
+from bot.discord.intake import Placeholder
 from bot.discord.views import button_label
 from captionbot import texts
 from captionbot.service import Delivery
@@ -79,6 +81,59 @@ def test_compose_numbers_lines_and_gives_each_caption_a_row():
     assert [item.custom_id for item in view.children] == ["cb:rate:100:1", "cb:rate:100:-1", "cb:fix:100", "cb:alt:100"]
     single, _ = compose(Batch({0: delivery(0)}, {}), total=1)
     assert single == "Caption 0."  # one image: the caption alone, first
+
+
+def test_reply_context_keeps_the_footer_for_an_answer_written_again_later():
+    ctx = ReplyContext(channel_id=1, group="m2", total=2, footer="(I skipped 1.)")
+    assert ReplyContext.from_json(ctx.to_json()).footer == "(I skipped 1.)"
+    assert ReplyContext.from_json(ReplyContext(channel_id=1, group="m2").to_json()).footer is None
+
+
+def test_a_shared_answer_reads_back_the_lines_it_shows():
+    lines = {0: "A cat.", 2: "That image is damaged."}
+    text = render(lines, 3, "notes.txt isn't an image I can read.")
+    assert text.splitlines() == [
+        "Image 1: A cat.",
+        "Image 3: That image is damaged.",
+        "notes.txt isn't an image I can read.",
+    ]
+    assert parse_lines(text, 3) == lines  # the footer is no image's line
+    assert parse_lines(texts.DESCRIBING, 3) == {}  # the placeholder, before any line
+    assert parse_lines("", 2) == {}  # Discord's "thinking" message
+    assert render({0: "A cat."}, 1, None) == "A cat." and render({}, 2, "only this") == "only this"
+
+
+async def test_a_placeholder_is_posted_once_per_message_and_fails_for_all_once_it_failed():
+    posts: list[str] = []
+
+    async def post() -> int:
+        posts.append("posted")
+        return 42
+
+    shared = Placeholder(post)
+    assert [await shared(), await shared()] == ["42", "42"] and posts == ["posted"] and shared.id == "42"
+
+    async def broken() -> int:
+        raise discord.HTTPException(type("R", (), {"status": 500, "reason": "down"})(), "down")
+
+    failed = Placeholder(broken)
+    with pytest.raises(discord.HTTPException):
+        await failed()
+    with pytest.raises(RuntimeError):  # not tried again: the message's images are answered alike
+        await failed()
+    assert failed.id is None
+
+
+def test_nonces_fit_discord_and_belong_to_one_request():
+    assert len(nonce("a" * 32)) <= 25 and nonce("a" * 32) == nonce("a" * 32) != nonce("b" * 32)
+
+
+async def test_edit_locks_are_one_per_message_and_bounded():
+    locks = EditLocks(max_size=2)
+    first = locks("message:1")
+    assert locks("message:1") is first and locks("message:2") is not first
+    locks("message:3")
+    assert locks("message:1") is not first  # the least recently used was forgotten
 
 
 def test_images_are_recognised_by_type_or_name_and_fetched_from_discord_only():
