@@ -270,7 +270,6 @@ class Intake:
                 )
                 if isinstance(result, Rejected):
                     out.notes[index] = result.message
-                    out.placeholder_id = out.placeholder_id or result.placeholder_message_id
                 elif result.again:
                     # Taken before (the same message handled twice): that intake answers it. Stop
                     # before another image could post a second placeholder.

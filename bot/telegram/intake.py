@@ -19,7 +19,6 @@ import logging
 
 from telegram import Chat, Message, ReplyParameters, User
 from telegram.constants import ChatType
-from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.telegram import media
@@ -104,7 +103,7 @@ async def caption_photo(
         raise
     if isinstance(outcome, Rejected):  # flood / download failed / busy / bad image: the message is written
         d.progress.finish(pending)  # (None when refused before downloading)
-        await _refuse(context, answer_to, outcome)
+        await answer_to.reply_text(outcome.message, do_quote=True)
         return
     if outcome.again:  # Telegram sent this message again after a restart: it is already taken
         d.progress.finish(pending)
@@ -116,16 +115,3 @@ async def caption_photo(
 def intake_key(message: Message) -> str:
     """The message that asked (the photo, or the /caption command): Telegram may send it again."""
     return f"telegram:{message.chat_id}:{message.message_id}"
-
-
-async def _refuse(context: ContextTypes.DEFAULT_TYPE, answer_to: Message, outcome: Rejected) -> None:
-    """The refusal: an edit of the placeholder when one was posted, else a reply."""
-    if outcome.placeholder_message_id is not None:
-        try:
-            await context.bot.edit_message_text(
-                outcome.message, chat_id=answer_to.chat_id, message_id=int(outcome.placeholder_message_id)
-            )
-            return
-        except TelegramError as exc:
-            log.info("could not edit the placeholder into the refusal (%s); replying", type(exc).__name__)
-    await answer_to.reply_text(outcome.message, do_quote=True)

@@ -7,11 +7,12 @@ all go through the same claim, so the handler runs once per request. If the hand
 claim is released and the next sweep retries: raise for transient errors (network, rate limits),
 return normally for permanent ones (the person blocked the bot).
 
-The remaining window, honestly: if the process dies *after* the handler sent the message but
-*before* the ``delivered`` mark commits, the claim expires after ``delivery_lease_s`` and the
-result is sent again - the person may see the answer twice. The alternative (never retrying an
-expired claim) would turn that crash into silence, which is worse for a chat bot. The window is one
-DB commit wide.
+Sending twice after a crash: if the process dies *after* the handler sent the answer but *before*
+the ``delivered`` mark commits, the claim expires after ``delivery_lease_s`` and the handler runs
+again for the same request. Front ends make that harmless by answering with an *edit* of the
+placeholder stored with the request (``Delivery.status_message_id``), which can be repeated; only
+an answer without a placeholder is a new message, sent again in that case. Never retrying an
+expired claim would turn the crash into silence instead, which is worse for a chat bot.
 """
 
 from __future__ import annotations

@@ -40,8 +40,6 @@ class Rejected:
     message: str
     retry_after: int | None = None  # seconds; None when retrying won't help (bad_image)
     ok: Literal[False] = False
-    #: The placeholder already posted for this photo: edit it into ``message`` instead of replying.
-    placeholder_message_id: str | None = None
 
 
 @dataclass(frozen=True)

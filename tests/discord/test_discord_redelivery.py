@@ -17,7 +17,7 @@ import pytest
 
 from bot.discord.delivery import nonce
 from captionbot import texts
-from captionbot.service import Rejected, RejectReason, Submitted
+from captionbot.service import Submitted
 from captionbot.storage.models import RequestStatus
 from tests.discord.helpers import CORRUPT, captions, custom_ids, image_error, labels, pngs, statuses
 from tests.tiny_model import png_bytes
@@ -313,25 +313,6 @@ async def test_a_refusal_after_the_placeholder_is_shown_in_it(world, env):
     assert placeholder.json["content"] == texts.DESCRIBING
     first_edit = edits(env)[0].json["content"]
     assert first_edit.splitlines() == [f"Image 1: {texts.DESCRIBING}", f"Image 2: {image_error(CORRUPT)}"]
-
-
-async def test_a_refusal_naming_the_placeholder_is_edited_into_it(world, env, monkeypatch):
-    # The service's contract: a refusal that comes after it posted the placeholder names it
-    # (Rejected.placeholder_message_id), and the answer is an edit of it, not a second reply.
-    async def refused_after_posting(**kwargs):
-        posted = await kwargs["placeholder"]()
-        return Rejected(RejectReason.QUEUE_FULL, texts.busy(30), 30, placeholder_message_id=str(posted))
-
-    monkeypatch.setattr(world.service, "take_photo", refused_after_posting)
-    user = world.alice.user
-    dm = user.dm_channel
-    sent = await user.send_dm("", attachments=env.backend.store_attachments(dm.id, pngs(1)))
-
-    [reply] = bot_messages(world, dm)
-    assert reply.content == texts.busy(30) and reply.reference.message_id == sent.id
-    assert reply.edited_at is not None and reply.components == []
-    [placeholder] = sends(env)
-    assert placeholder.json["content"] == texts.DESCRIBING
 
 
 async def test_a_photo_refused_before_the_placeholder_gets_a_plain_reply(world, env, monkeypatch):
