@@ -15,10 +15,12 @@ starts when the download does.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from telegram import Chat, Message, ReplyParameters, User
 from telegram.constants import ChatType
+from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.telegram import media
@@ -107,6 +109,11 @@ async def caption_photo(
         return
     if outcome.again:  # Telegram sent this message again after a restart: it is already taken
         d.progress.finish(pending)
+        if pending is not None and pending.status_message_id is not None:
+            # Both copies were taken at the same moment and this one lost the INSERT: its
+            # placeholder would never be edited, so it goes.
+            with contextlib.suppress(TelegramError):
+                await context.bot.delete_message(source.chat_id, pending.status_message_id)
         return
     assert pending is not None  # queued, so it was downloaded
     d.progress.submitted(pending, outcome.request_id)

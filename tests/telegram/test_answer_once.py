@@ -80,3 +80,15 @@ async def _reload_with_caption(stack, request_id: int):
             .options(selectinload(CaptionRequest.caption), selectinload(CaptionRequest.chat))
         )
         return await session.scalar(query)
+
+
+async def test_the_same_message_twice_at_once_leaves_one_message(fake, settings):
+    """Two copies handled at the same moment: one stores the request, the other's placeholder goes."""
+    ann = fake.user(7, "Ann")
+    chat = fake.private_chat(ann)
+    async with bot_stack(settings) as stack:
+        photo = fake.send(chat, ann, photo=png("white"))
+        fake.inject({"message": photo})  # in the same getUpdates batch: handled concurrently
+        await wait_caption(fake, photo)
+        await fake.wait_for(lambda: len(fake.replies_to(chat["id"], photo["message_id"])) == 1 or None)
+        assert len(await requests(stack)) == 1
