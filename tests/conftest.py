@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from captionbot.storage.db import create_engine, make_session_factory, upgrade_async
 from captionbot.storage.imagestore import ImageStore
+from tests.telegram.fake_api import FakeTelegram
 from tests.tiny_model import BACKEND_PARAMS, open_backend
 
 T = TypeVar("T")
@@ -129,3 +130,13 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     skips the second with a reason when its servers are not reachable."""
     async with open_backend(request, tmp_path) as b:
         yield b
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegram]:
+    """A fake Telegram Bot API on a free loopback port (tests/telegram/fake_api.py)."""
+    server = await FakeTelegram().start()
+    try:
+        yield server
+    finally:
+        await server.close()

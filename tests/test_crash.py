@@ -13,12 +13,10 @@ it began polling Telegram again (the schedule is seeded; the seed is in the fail
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ import pytest
 from captionbot import texts
 from tests.telegram.conftest import buttons
 from tests.telegram.fake_api import FakeTelegram, png
-from tests.tiny_model import BACKEND_PARAMS, Backend, make_tiny_checkpoint, open_backend, until
+from tests.tiny_model import BACKEND_PARAMS, Backend, child_env, open_backend, until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -58,25 +56,15 @@ class Rig:
     def __init__(self, tmp: Path, backend: Backend, fake: FakeTelegram) -> None:
         self.tmp, self.fake = tmp, fake
         self.database_url = backend.database_url
-        self.env = {k: v for k, v in os.environ.items() if "TOKEN" not in k and not k.startswith("CAPTIONBOT_")}
-        self.env.update(
+        self.env = child_env(
+            tmp,
+            backend,
             TELEGRAM_BOT_TOKEN=fake.token,
             CAPTIONBOT_TELEGRAM_API_BASE_URL=fake.base_url,
-            CAPTIONBOT_DATABASE_URL=backend.database_url,
-            CAPTIONBOT_BROKER_URL=backend.broker_url,
-            CAPTIONBOT_DATA_DIR=str(tmp),
-            CAPTIONBOT_IMAGE_STORE_DIR=str(tmp / "images"),
-            CAPTIONBOT_MODEL_PATH=str(make_tiny_checkpoint()),
-            CAPTIONBOT_DEVICE="cpu",
-            CAPTIONBOT_METRICS_PORT="0",
-            CAPTIONBOT_BATCH_SIZE="4",
-            CAPTIONBOT_BEAM_SIZE="1",
             CAPTIONBOT_USER_BURST="100",
             CAPTIONBOT_USER_MAX_PENDING="100",
             CAPTIONBOT_DELIVERY_LEASE_S="3",
             CAPTIONBOT_DELIVERY_SWEEP_S="1",
-            CAPTIONBOT_LOG_LEVEL="INFO",
-            PYTHONUNBUFFERED="1",
         )
         self.children: list[subprocess.Popen[bytes]] = []
         self.photos: list[dict[str, Any]] = []
@@ -135,15 +123,6 @@ class Rig:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-4000:]}" for p in sorted(self.tmp.glob("*.log")))
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegram]:
-    server = await FakeTelegram().start()
-    try:
-        yield server
-    finally:
-        await server.close()
-
-
 async def run_with_kills(rig: Rig, *, victim: str, others: tuple[str, ...], seed: int) -> Tally:
     """Start ``victim`` (and ``others``), send waves of photos and SIGKILL ``victim`` KILLS times at
     random moments; then let everything finish and count the answers."""
@@ -189,17 +168,22 @@ async def backend(request, tmp_path):
         yield b
 
 
-async def test_run_killed_ten_times_answers_every_photo_once(backend, fake, tmp_path):
-    rig = Rig(tmp_path, backend, fake)
+async def crash_and_count(rig: Rig, *, victim: str, others: tuple[str, ...], label: str) -> None:
+    """Run the kills, print the tally line, and require nothing lost and nothing doubled."""
     seed = random.randrange(1_000_000)
     try:
-        tally = await run_with_kills(rig, victim="run", others=(), seed=seed)
+        tally = await run_with_kills(rig, victim=victim, others=others, seed=seed)
     except TimeoutError:
         pytest.fail(f"not every photo was answered (seed {seed}): {rig.tally().line()}\n{rig.logs()}")
     finally:
         rig.close()
-    print(f"captionbot run, {KILLS} kills, {backend.database_url.split(':')[0]}: {tally.line()}")
+    print(f"{label}: {tally.line()}")
     assert not tally.lost and not tally.doubled, f"seed {seed}: {tally.line()}"
+
+
+async def test_run_killed_ten_times_answers_every_photo_once(backend, fake, tmp_path):
+    label = f"captionbot run, {KILLS} kills, {backend.database_url.split(':')[0]}"
+    await crash_and_count(Rig(tmp_path, backend, fake), victim="run", others=(), label=label)
 
 
 @pytest.mark.postgres
@@ -207,16 +191,8 @@ async def test_run_killed_ten_times_answers_every_photo_once(backend, fake, tmp_
 @pytest.mark.parametrize("victim, other", [("worker", "bot"), ("bot", "worker")])
 async def test_split_deployment_killed_ten_times_answers_every_photo_once(victim, other, fake, tmp_path, request):
     async with open_backend(_pg_request(request), tmp_path, reclaim_after=2.0) as backend:
-        rig = Rig(tmp_path, backend, fake)
-        seed = random.randrange(1_000_000)
-        try:
-            tally = await run_with_kills(rig, victim=victim, others=(other,), seed=seed)
-        except TimeoutError:
-            pytest.fail(f"not every photo was answered (seed {seed}): {rig.tally().line()}\n{rig.logs()}")
-        finally:
-            rig.close()
-    print(f"captionbot {victim} killed {KILLS} times (split deployment): {tally.line()}")
-    assert not tally.lost and not tally.doubled, f"seed {seed}: {tally.line()}"
+        label = f"captionbot {victim} killed {KILLS} times (split deployment)"
+        await crash_and_count(Rig(tmp_path, backend, fake), victim=victim, others=(other,), label=label)
 
 
 def _pg_request(request: pytest.FixtureRequest) -> Any:

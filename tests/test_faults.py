@@ -24,8 +24,8 @@ import pytest
 
 from tests.tiny_model import (
     REDIS_URL,
+    child_env,
     make_settings,
-    make_tiny_checkpoint,
     open_backend,
     png_bytes,
     until,
@@ -49,22 +49,7 @@ class Processes:
 
     def __init__(self, tmp_path: Path, backend: Any) -> None:
         self.tmp = tmp_path
-        self.env = {k: v for k, v in os.environ.items() if "TOKEN" not in k and not k.startswith("CAPTIONBOT_")}
-        self.env.update(
-            CAPTIONBOT_DATABASE_URL=backend.database_url,
-            CAPTIONBOT_BROKER_URL=backend.broker_url,
-            CAPTIONBOT_DATA_DIR=str(tmp_path),
-            CAPTIONBOT_IMAGE_STORE_DIR=str(tmp_path / "images"),
-            CAPTIONBOT_MODEL_PATH=str(make_tiny_checkpoint()),
-            CAPTIONBOT_DEVICE="cpu",
-            CAPTIONBOT_METRICS_PORT="0",
-            CAPTIONBOT_BATCH_SIZE="4",
-            CAPTIONBOT_BATCH_WAIT_MS="100",
-            CAPTIONBOT_BEAM_SIZE="1",
-            CAPTIONBOT_MAX_ATTEMPTS="3",
-            CAPTIONBOT_LOG_LEVEL="INFO",
-            PYTHONUNBUFFERED="1",
-        )
+        self.env = child_env(tmp_path, backend, CAPTIONBOT_BATCH_WAIT_MS="100", CAPTIONBOT_MAX_ATTEMPTS="3")
         self.children: list[subprocess.Popen[bytes]] = []
         self.calls = tmp_path / "calls.txt"
         self.calls.touch()

@@ -293,6 +293,27 @@ async def submit(stack: Any, image: bytes | None = None, *, user: str = "7", cha
     )
 
 
+def child_env(tmp_path: Path, backend: Backend, **extra: str) -> dict[str, str]:
+    """The environment of a captionbot process a test starts: this machine's, minus tokens and
+    captionbot settings, plus the test's database, broker, folders and the tiny model."""
+    env = {k: v for k, v in os.environ.items() if "TOKEN" not in k and not k.startswith("CAPTIONBOT_")}
+    env.update(
+        CAPTIONBOT_DATABASE_URL=backend.database_url,
+        CAPTIONBOT_BROKER_URL=backend.broker_url,
+        CAPTIONBOT_DATA_DIR=str(tmp_path),
+        CAPTIONBOT_IMAGE_STORE_DIR=str(tmp_path / "images"),
+        CAPTIONBOT_MODEL_PATH=str(make_tiny_checkpoint()),
+        CAPTIONBOT_DEVICE="cpu",
+        CAPTIONBOT_METRICS_PORT="0",
+        CAPTIONBOT_BATCH_SIZE="4",
+        CAPTIONBOT_BEAM_SIZE="1",
+        CAPTIONBOT_LOG_LEVEL="INFO",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
 __all__ = [
     "BACKEND_PARAMS",
     "Backend",
@@ -301,6 +322,7 @@ __all__ = [
     "open_pipeline",
     "submit",
     "CAPTIONS",
+    "child_env",
     "REDIS_URL",
     "DeliveryRecorder",
     "make_tiny_checkpoint",

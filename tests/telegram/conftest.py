@@ -21,15 +21,6 @@ from tests.tiny_model import Backend, make_settings
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegram]:
-    server = await FakeTelegram().start()
-    try:
-        yield server
-    finally:
-        await server.close()
-
-
-@pytest.fixture
 async def backend(tmp_path: Path) -> Backend:
     from captionbot.storage.db import upgrade_async
 
