@@ -173,7 +173,7 @@ def model_list() -> None:
     from sqlalchemy import select
 
     from captionbot.settings import Settings
-    from captionbot.storage.models import ModelVersion
+    from captionbot.storage.models import ModelStatus, ModelVersion
 
     settings = Settings()
 
@@ -181,13 +181,13 @@ def model_list() -> None:
         async with open_database(settings) as factory, factory() as session:
             return list(await session.scalars(select(ModelVersion).order_by(ModelVersion.id)))
 
-    table = Table("name", "status", "promoted_at", "dev CIDEr-D", "test CIDEr-D", "path")
+    table = Table("name", "status", "serving since", "dev CIDEr-D", "test CIDEr-D", "path")
     for v in run_async(versions()):
         dev, test = _cider(v.metrics or {}, "dev"), _cider(v.metrics or {}, "test")
         table.add_row(
             v.name,
-            str(v.status),
-            v.promoted_at.strftime("%Y-%m-%d %H:%M UTC") if v.promoted_at else "",
+            "serving" if v.status == ModelStatus.PROMOTED else str(v.status),
+            v.promoted_at.strftime("%Y-%m-%d %H:%M UTC") if v.status == ModelStatus.PROMOTED and v.promoted_at else "",
             "" if dev is None else f"{dev:.3f}",
             "" if test is None else f"{test:.3f}",
             v.path,

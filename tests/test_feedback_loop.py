@@ -358,7 +358,8 @@ async def test_feedback_loop_closes(
 
     listing = _cli(cli_env, "model", "list")
     lines = {line.split("│")[1].strip(): line for line in listing.splitlines() if "│" in line}
-    assert "retired" in lines["tiny-v1"] and "promoted" in lines["feedback-r1"]
+    assert "retired" in lines["tiny-v1"] and "serving" in lines["feedback-r1"]
+    assert current.promoted_at is not None and current.promoted_at.strftime("%Y-%m-%d %H:%M") in lines["feedback-r1"]
     assert f"{payload['metrics']['dev']['CIDEr-D']:.3f}" in lines["feedback-r1"]
 
     # Promoting by file path works too (back to the initial model).

@@ -218,6 +218,20 @@ async def test_a_promoted_model_whose_file_changed_is_refused(backend, tmp_path)
         assert rec.deliveries[0].request_id == sub.request_id and rec.deliveries[0].model_version == "tiny-v1"
 
 
+async def test_the_model_that_serves_is_recorded_as_promoted(backend, tmp_path):
+    """With nothing promoted, the worker's own model answers every caption: the record says so."""
+    async with open_pipeline(make_settings(tmp_path, backend), recorder=DeliveryRecorder()) as stack:
+        async with stack.session_factory() as session:
+            serving = await model_versions.current_model_version(session)
+        assert serving is not None and serving.name == stack.worker.model_version
+        assert serving.promoted_at is not None
+    async with open_pipeline(make_settings(tmp_path, backend), recorder=DeliveryRecorder()) as stack:
+        async with stack.session_factory() as session:
+            again = await model_versions.current_model_version(session)
+        assert again is not None and again.id == serving.id
+        assert again.promoted_at == serving.promoted_at  # serving since the first start, not the last
+
+
 async def test_a_worker_restart_recovers_requests_left_queued(backend, tmp_path):
     """Requests stored while no worker consumed them (e.g. the memory queue died with its process)
     are found and captioned by the next worker's start-up recovery."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image as PILImage
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from captionbot.observability import METRICS
@@ -109,7 +110,20 @@ class ModelManager:
                 version = await model_versions.register_model_version(
                     session, name=f"{engine.version}-{sha[:12]}", path=str(self.model_path), sha256=sha
                 )
+        if promoted is None:
+            await self._record_serving(version.id, version.name)
         return LoadedModel(engine, version.id, version.name)
+
+    async def _record_serving(self, version_id: int, name: str) -> None:
+        """Nothing was promoted, so this model answers every caption: the record says so
+        (`captionbot model list` shows it serving, and since when)."""
+        try:
+            async with self.session_factory.begin() as session:
+                if await model_versions.current_model_version(session) is None:
+                    await model_versions.promote_model_version(session, model_version_id=version_id)
+                    log.info("no model version was promoted: %s serves, so it is promoted", name)
+        except IntegrityError:  # another worker, starting at the same moment, promoted one first
+            log.info("another worker promoted a model version first")
 
     async def _load(self, version_id: int, name: str, path: Path, sha256: str | None = None) -> LoadedModel:
         """Load a registered version; a file whose sha256 differs from the registered one (replaced or
