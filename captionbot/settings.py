@@ -72,6 +72,11 @@ class Settings(BaseSettings):
         "memory://", description="Job broker: memory:// (in-process) or redis://host:6379/0 (Redis Streams)."
     )
     max_attempts: int = Field(3, ge=1, description="Caption attempts per request before it is marked failed.")
+    correction_wait_s: float = Field(
+        900.0,
+        gt=0,
+        description="After 'Better caption', how long (seconds) the person's next text counts as the correction.",
+    )
     delivery_lease_s: float = Field(
         120.0, gt=0, description="Seconds a bot may take to send one answer before it is given to another try."
     )

@@ -33,6 +33,8 @@ from captionbot.service.intake import Intake
 from captionbot.service.people import MAX_CORRECTION_CHARS, People
 from captionbot.service.results import (
     CaptionRecord,
+    CorrectionPrompt,
+    CorrectionTaken,
     Delivery,
     DeliveryHandler,
     FeedbackState,
@@ -61,6 +63,8 @@ __all__ = [
     "MAX_CORRECTION_CHARS",
     "CaptionRecord",
     "CaptionService",
+    "CorrectionPrompt",
+    "CorrectionTaken",
     "Delivery",
     "DeliveryHandler",
     "FeedbackState",

@@ -4,12 +4,15 @@ numbers, a group's settings, and the look-ups the buttons need."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from captionbot import texts
 from captionbot.service.base import ServiceBase
 from captionbot.service.results import (
     CaptionRecord,
+    CorrectionPrompt,
+    CorrectionTaken,
     FeedbackState,
     ForgetReport,
     InvalidFeedbackError,
@@ -17,7 +20,7 @@ from captionbot.service.results import (
     UnknownCaptionError,
     UserStats,
 )
-from captionbot.storage import captions, model_versions, users
+from captionbot.storage import captions, corrections, model_versions, users
 from captionbot.storage.models import ChatKind, Platform
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,101 @@ class People(ServiceBase):
             mine = await captions.set_feedback(session, caption_id=caption_id, user_id=user.id, **values)
             ratings, score = await captions.feedback_totals(session, caption_id=caption_id)
         return FeedbackState(caption_id, mine.rating, mine.correction, ratings, score)
+
+    # -- corrections in progress ---------------------------------------------------------------------
+
+    async def ask_for_correction(
+        self, *, caption_id: int, platform: Platform | str, platform_chat_id: str | int, platform_user_id: str | int
+    ) -> CorrectionPrompt:
+        """ "Better caption" was pressed: wait (``settings.correction_wait_s``) for this person's next
+        text in this chat. A second press for the same caption while waiting re-uses the prompt."""
+        now = self.now()
+        async with self.session_factory.begin() as session:
+            found = await captions.caption_lookup(session, caption_id=caption_id, platform=platform)
+            if found is None:
+                raise UnknownCaptionError(caption_id)
+            user = await users.get_or_create_user(session, platform=platform, platform_user_id=platform_user_id)
+            mine = await corrections.get_pending(
+                session, platform=platform, platform_chat_id=platform_chat_id, user_id=user.id
+            )
+            if mine is not None and mine.caption_id == caption_id and mine.expires_at > now and mine.prompt_message_id:
+                return CorrectionPrompt(caption_id, found.text, mine.prompt_message_id)
+            await corrections.start_pending(
+                session,
+                platform=platform,
+                platform_chat_id=platform_chat_id,
+                user_id=user.id,
+                caption_id=caption_id,
+                now=now,
+                expires_at=now + timedelta(seconds=self.settings.correction_wait_s),
+            )
+        return CorrectionPrompt(caption_id, found.text, None)
+
+    async def set_correction_prompt(
+        self,
+        *,
+        platform: Platform | str,
+        platform_chat_id: str | int,
+        platform_user_id: str | int,
+        message_id: str | int,
+    ) -> None:
+        """Remember the prompt posted for this person's correction (so a second press re-uses it)."""
+        async with self.session_factory.begin() as session:
+            user = await users.get_user(session, platform=platform, platform_user_id=platform_user_id)
+            mine = (
+                None
+                if user is None
+                else await corrections.get_pending(
+                    session, platform=platform, platform_chat_id=platform_chat_id, user_id=user.id
+                )
+            )
+            if mine is not None:
+                mine.prompt_message_id = str(message_id)
+
+    async def take_correction(
+        self, *, platform: Platform | str, platform_chat_id: str | int, platform_user_id: str | int, text: str
+    ) -> CorrectionTaken | None:
+        """This person's text in this chat, if a correction is awaited from them there: stored as the
+        correction (replacing an earlier one), or ``expired``. None: nothing awaited (an ordinary message).
+        Raises InvalidFeedbackError (empty, too long) and keeps waiting."""
+        async with self.session_factory() as session:
+            user = await users.get_user(session, platform=platform, platform_user_id=platform_user_id)
+            mine = (
+                None
+                if user is None
+                else await corrections.get_pending(
+                    session, platform=platform, platform_chat_id=platform_chat_id, user_id=user.id
+                )
+            )
+        if user is None or mine is None:
+            return None
+        caption_id, expired = mine.caption_id, mine.expires_at <= self.now()
+        if not expired:
+            try:
+                state = await self.correct(
+                    caption_id=caption_id, platform=platform, platform_user_id=platform_user_id, text=text
+                )
+            except UnknownCaptionError:  # forgotten meanwhile
+                state = None
+        async with self.session_factory.begin() as session:
+            await corrections.end_pending(
+                session, platform=platform, platform_chat_id=platform_chat_id, user_id=user.id
+            )
+        if expired:
+            return CorrectionTaken(caption_id, expired=True)
+        return CorrectionTaken(caption_id, None if state is None else state.correction, state)
+
+    async def cancel_correction(
+        self, *, platform: Platform | str, platform_chat_id: str | int, platform_user_id: str | int
+    ) -> bool:
+        """Stop waiting for this person's correction here; True if one was awaited."""
+        async with self.session_factory.begin() as session:
+            user = await users.get_user(session, platform=platform, platform_user_id=platform_user_id)
+            if user is None:
+                return False
+            return await corrections.end_pending(
+                session, platform=platform, platform_chat_id=platform_chat_id, user_id=user.id
+            )
 
     async def caption_exists(self, caption_id: int) -> bool:
         """False once /forget (or retention) deleted it, or for a forged id."""

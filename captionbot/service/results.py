@@ -86,6 +86,27 @@ class FeedbackState:
     score: int  # sum of all ratings
 
 
+@dataclass(frozen=True)
+class CorrectionPrompt:
+    """What "Better caption" needs to ask: the caption (quoted first), and the prompt already posted
+    for this person, caption and chat (ask once per press window, not once per press)."""
+
+    caption_id: int
+    caption_text: str
+    prompt_message_id: str | None  # None: post a prompt and record it with set_correction_prompt
+
+
+@dataclass(frozen=True)
+class CorrectionTaken:
+    """A text taken as a correction: the stored state and the saved text (to quote back), or
+    ``expired`` when the wait ran out before the text came."""
+
+    caption_id: int
+    saved_text: str | None = None
+    state: FeedbackState | None = None
+    expired: bool = False
+
+
 _EXTENSIONS = {
     "image/jpeg": "jpg",
     "image/png": "png",
@@ -142,6 +163,8 @@ class PhotoUnavailableError(Exception):
 
 __all__ = [
     "CaptionRecord",
+    "CorrectionPrompt",
+    "CorrectionTaken",
     "Delivery",
     "DeliveryHandler",
     "FeedbackState",

@@ -346,6 +346,22 @@ class Feedback(Base):
         return f"Feedback(caption_id={self.caption_id!r}, user_id={self.user_id!r}, rating={self.rating!r})"
 
 
+class PendingCorrection(Base):
+    """A person pressed "Better caption" in a chat: their next text there is the correction."""
+
+    __tablename__ = "pending_corrections"
+    __table_args__ = (UniqueConstraint("platform", "platform_chat_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[Platform] = mapped_column(_enum(Platform, "platform"))
+    platform_chat_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    caption_id: Mapped[int] = mapped_column(ForeignKey("captions.id", ondelete="CASCADE"), index=True)
+    prompt_message_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
 __all__ = [
     "NAMING_CONVENTION",
     "PENDING_STATUSES",
@@ -359,6 +375,7 @@ __all__ = [
     "Image",
     "ModelStatus",
     "ModelVersion",
+    "PendingCorrection",
     "Platform",
     "RequestStatus",
     "User",
