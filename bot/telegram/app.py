@@ -40,7 +40,7 @@ from captionbot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = ["message", "callback_query"]
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]  # edits: a corrected correction
 
 
 class AdapterNotRunningError(RuntimeError):

@@ -5,6 +5,7 @@ Callback data formats (the digit after the letter is the format version)::
     r1:<caption_id>:<rating>   rate a caption: rating is 1 (thumbs up) or -1 (thumbs down)
     c1:<caption_id>            ask for a better caption
     f1:<user_id>:y|n           confirm / cancel /forget; only <user_id> may press it
+    x1:<user_id>               stop waiting for <user_id>'s better caption (the prompt's Cancel)
 
 Everything a button needs is in its data and in the database, so buttons keep working after a
 restart. Data that doesn't parse (an old format, a forged or truncated string) decodes to ``None``
@@ -43,13 +44,18 @@ class Forget(NamedTuple):
     confirm: bool
 
 
-Action = Rate | Correct | Forget
+class CancelCorrection(NamedTuple):
+    user_id: int
+
+
+Action = Rate | Correct | Forget | CancelCorrection
 
 _ID = r"[1-9][0-9]{0,18}"
 _PATTERNS: list[tuple[re.Pattern[str], type]] = [
     (re.compile(rf"r1:({_ID}):(1|-1)"), Rate),
     (re.compile(rf"c1:({_ID})"), Correct),
     (re.compile(rf"f1:({_ID}):([yn])"), Forget),
+    (re.compile(rf"x1:({_ID})"), CancelCorrection),
 ]
 
 
@@ -62,6 +68,8 @@ def encode(action: Action) -> str:
             data = f"c1:{caption_id}"
         case Forget(user_id, confirm):
             data = f"f1:{user_id}:{'y' if confirm else 'n'}"
+        case CancelCorrection(user_id):
+            data = f"x1:{user_id}"
         case _:
             raise TypeError(f"not a button action: {action!r}")
     if len(data.encode()) > MAX_CALLBACK_BYTES:  # can't happen with ids < 2**63; guards future formats
@@ -81,6 +89,8 @@ def decode(data: str | None) -> Action | None:
             return Rate(int(m[1]), int(m[2]))
         if kind is Correct:
             return Correct(int(m[1]))
+        if kind is CancelCorrection:
+            return CancelCorrection(int(m[1]))
         return Forget(int(m[1]), m[2] == "y")
     return None
 
@@ -120,6 +130,23 @@ def forget_keyboard(user_id: int) -> InlineKeyboardMarkup:
             ]
         ]
     )
+
+
+def cancel_correction_keyboard(user_id: int) -> InlineKeyboardMarkup:
+    """The Cancel button under a private chat's better-caption prompt."""
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(texts.CORRECTION_CANCEL, callback_data=encode(CancelCorrection(user_id)))]]
+    )
+
+
+def caption_id_of(markup: InlineKeyboardMarkup | None) -> int | None:
+    """The caption id behind a caption message's buttons (None: not a caption message)."""
+    for row in markup.inline_keyboard if markup is not None else ():
+        for button in row:
+            action = decode(button.callback_data if isinstance(button.callback_data, str) else None)
+            if isinstance(action, Rate | Correct):
+                return action.caption_id
+    return None
 
 
 def thumbs_counts(ratings: int, score: int) -> tuple[int, int]:

@@ -35,22 +35,51 @@ def correction_too_long(limit: int) -> str:
 CORRECTION_PLACEHOLDER = "Describe the photo in one sentence"  # the empty text field (Telegram: <= 64 characters)
 CORRECTION_SAVED = "Thank you! I saved your caption. It helps me learn."
 
-# -- Telegram: the better caption is a reply to a prompt that names the caption -----------------
+# -- Telegram: "Better caption" waits for the person's next text in that chat --------------------
 
-# The caption id travels in the prompt's own text, so a reply to it still works after a restart.
+CORRECTION_CANCEL = "Cancel"  # the prompt's button; typing the word does the same
+CORRECTION_CANCELLED = "Cancelled. Your caption was not changed."
+CORRECTION_NOTHING_TO_CANCEL = "There was nothing to cancel."
+CORRECTION_CANCEL_NOT_YOURS = "Only the person who pressed Better caption can cancel this."
+CORRECTION_ALREADY_ASKED = "Send me your better caption as your next message."
+
+
+def telegram_correction_prompt(caption: str, name: str | None = None) -> str:
+    """Asks for a better caption, quoting the current one first. Private chats: the prompt has a
+    Cancel button and the next message is taken. Groups: ``name`` starts the text and is made a
+    mention (only that person's reply box opens); the bot sees only replies there (privacy mode)."""
+    quoted = f'The caption was: "{caption.strip()}"'
+    if name:
+        return f"{name}, reply to this message with a better caption, or with the word cancel. {quoted}"
+    return f"{quoted}\nSend me a better caption as your next message, or press Cancel."
+
+
+def correction_saved(text: str) -> str:
+    """Quotes what was stored, so a screen reader says it back."""
+    return f'Thank you! I saved: "{text}".'
+
+
+def correction_expired(wait_s: float) -> str:
+    minutes = max(1, round(wait_s / 60))
+    span = "a minute" if minutes == 1 else f"{minutes} minutes"
+    return (
+        f"That was more than {span} after you pressed Better caption, so I didn't save it. "
+        "Press Better caption again to send one."
+    )
+
+
+def is_cancel(text: str | None) -> bool:
+    """The word "cancel" (any case, a full stop allowed) typed instead of a caption."""
+    return (text or "").strip().rstrip(".!").strip().lower() == "cancel"
+
+
+# Prompts sent before captions were awaited in the database ended "(Caption no. N)"; a reply to one
+# of them is still taken, so nothing typed into an old prompt is lost.
 _PROMPT_REF = re.compile(r"\(caption no\. (\d{1,19})\)\s*$", re.I)
 
 
-def telegram_correction_prompt(caption_id: int, name: str | None = None) -> str:
-    """Asks for a better caption (sent with ForceReply). ``name`` starts the text in groups, where it
-    is made a mention so only that person's client opens the reply box."""
-    ask = "send me a better caption as a reply to this message."
-    ref = f"(Caption no. {caption_id})"
-    return f"{name}, {ask} {ref}" if name else f"Please {ask} {ref}"
-
-
 def telegram_correction_prompt_ref(text: str | None) -> int | None:
-    """The caption id in one of our correction prompts, or None."""
+    """The caption id in an old-format correction prompt, or None."""
     m = _PROMPT_REF.search(text or "")
     return int(m[1]) if m else None
 
@@ -61,6 +90,10 @@ DISCORD_MODAL_TITLE = "Suggest a better caption"
 DISCORD_MODAL_LABEL = "Your caption"
 DISCORD_BUTTON_ALT = "Alt text"
 DISCORD_EMOJI_ALT = "\N{FRAME WITH PICTURE}\N{VARIATION SELECTOR-16}"
+DISCORD_CORRECTION_WHICH = "That message has several captions. Press Better caption under the one you mean."
+DISCORD_CORRECTION_UNREADABLE = (
+    "I can't read that reply here. Mention me in it, or press Better caption under the caption."
+)
 DISCORD_ONLY_REQUESTER_ALT = "Only the person who asked for this description can re-post the image."
 
 

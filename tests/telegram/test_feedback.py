@@ -52,7 +52,7 @@ async def test_group_buttons_count_everyones_ratings(fake, settings):
         await fake.wait_for(lambda: labels(fake, reply) == [f"{UP} · 2", f"{DOWN} · 1"])
 
 
-async def test_better_caption_asks_with_force_reply_and_stores_the_reply(fake, settings):
+async def test_better_caption_quotes_the_caption_offers_cancel_and_stores_the_reply(fake, settings):
     ann = fake.user(7, "Ann")
     chat = fake.private_chat(ann)
     async with bot_stack(settings) as stack:
@@ -60,16 +60,16 @@ async def test_better_caption_asks_with_force_reply_and_stores_the_reply(fake, s
         cid = caption_id_of(reply)
 
         query = fake.press(reply, f"c1:{cid}", ann)
-        prompt = await fake.wait_reply(chat["id"], reply["message_id"], having=f"(Caption no. {cid})")
+        prompt = await fake.wait_reply(chat["id"], reply["message_id"], having="Send me a better caption")
         await wait_answer(fake, query)
-        [call] = fake.calls_of("sendMessage", text=prompt["text"])
-        assert call.params["reply_markup"]["force_reply"] is True
+        assert prompt["text"].startswith('The caption was: "') and "Caption no." not in prompt["text"]
+        assert buttons(prompt) == [("Cancel", "x1:7")]
 
         too_long = fake.send(chat, ann, text="x" * 600, reply_to=prompt)
         assert "under 500 characters" in (await fake.wait_reply(chat["id"], too_long["message_id"]))["text"]
         answer = fake.send(chat, ann, text="A red square on a white wall", reply_to=prompt)
         thanks = await fake.wait_reply(chat["id"], answer["message_id"])
-        assert thanks["text"].startswith("Thank you!")
+        assert thanks["text"] == 'Thank you! I saved: "A red square on a white wall".'
         stats = await stack.service.stats(platform="telegram", platform_user_id=7)
         assert stats.corrections == 1
 
@@ -86,6 +86,7 @@ async def test_group_correction_prompt_mentions_the_user_and_is_selective(fake, 
 
         fake.press(reply, f"c1:{cid}", bob)  # anyone may suggest a caption
         prompt = await fake.wait_reply(group["id"], reply["message_id"], having="Bob, ")
+        assert "Caption no." not in prompt["text"]
         [call] = fake.calls_of("sendMessage", text=prompt["text"])
         assert call.params["reply_markup"] == {
             "force_reply": True,
@@ -103,5 +104,7 @@ async def test_group_correction_prompt_mentions_the_user_and_is_selective(fake, 
         # Privacy mode lets replies to the bot through.
         answer = fake.send(group, bob, text="Two cats on a sofa, @CaptionTestBot", reply_to=prompt)  # not a /caption
         assert answer not in fake.hidden
-        await fake.wait_reply(group["id"], answer["message_id"], having="Thank you!")
+        await fake.wait_reply(
+            group["id"], answer["message_id"], having='I saved: "Two cats on a sofa, @CaptionTestBot"'
+        )
         assert (await stack.service.stats(platform="telegram", platform_user_id=8)).corrections == 1

@@ -22,7 +22,7 @@ async def test_buttons_and_prompts_from_before_a_restart_still_work(fake, settin
         caption = await wait_caption(fake, fake.send(chat, ann, photo=png()))
         cid = caption_id_of(caption)
         fake.press(caption, f"c1:{cid}", ann)
-        prompt = await fake.wait_reply(chat["id"], caption["message_id"], having="Caption no.")
+        prompt = await fake.wait_reply(chat["id"], caption["message_id"], having="Send me a better caption")
         ask = fake.send(group, bob, text="/forget@CaptionTestBot")
         confirm = await fake.wait_reply(group["id"], ask["message_id"], having="can't be undone")
 
@@ -32,7 +32,7 @@ async def test_buttons_and_prompts_from_before_a_restart_still_work(fake, settin
         await fake.wait_for(lambda: buttons(fake.messages[chat["id"]][caption["message_id"]])[0][0].endswith("✓"))
 
         answer = fake.send(chat, ann, text="A small red square", reply_to=prompt)
-        await fake.wait_reply(chat["id"], answer["message_id"], having="Thank you!")
+        await fake.wait_reply(chat["id"], answer["message_id"], having='I saved: "A small red square"')
         stats = await second.service.stats(platform="telegram", platform_user_id=7)
         assert (stats.ratings, stats.corrections) == (1, 1)
 

@@ -53,9 +53,18 @@ def test_keyboard_state_labels():
     assert keyboards.thumbs_counts(ratings=4, score=2) == (3, 1)
 
 
-def test_correction_prompt_carries_the_caption_id():
-    assert texts.telegram_correction_prompt_ref(texts.telegram_correction_prompt(42)) == 42
-    assert texts.telegram_correction_prompt_ref(texts.telegram_correction_prompt(42, "Zoë")) == 42
+def test_old_correction_prompts_still_name_their_caption():
+    old = "Please send me a better caption as a reply to this message. (Caption no. 42)"
+    assert texts.telegram_correction_prompt_ref(old) == 42
+    assert (
+        texts.telegram_correction_prompt_ref(
+            "Zoë, send me a better caption as a reply to this message. (Caption no. 42)"
+        )
+        == 42
+    )
+    assert (
+        texts.telegram_correction_prompt_ref(texts.telegram_correction_prompt("A red square. (Caption no. 3)")) is None
+    )
     assert texts.telegram_correction_prompt_ref("Send me a photo") is None
     assert texts.telegram_correction_prompt_ref(None) is None
 
@@ -134,3 +143,21 @@ def test_a_failed_request_is_answered_with_its_message_and_no_buttons():
     done = Delivery(status="done", caption_id=9, text="a cat on a sofa", confidence=0.8, **common)
     text, markup = render(done)
     assert text == "A cat on a sofa." and markup.inline_keyboard[1][0].callback_data == "c1:9"
+
+
+def test_correction_prompts_quote_the_caption_and_name_no_id():
+    private = texts.telegram_correction_prompt("A red square.")
+    assert private.startswith('The caption was: "A red square."') and "Cancel" in private
+    assert "no." not in private.lower().replace("a red square.", "")
+    group = texts.telegram_correction_prompt("A red square.", "Zoë")
+    assert group.startswith("Zoë, ") and '"A red square."' in group and "cancel" in group
+    assert texts.correction_saved("a red square") == 'Thank you! I saved: "a red square".'
+    assert "15 minutes" in texts.correction_expired(900) and "a minute" in texts.correction_expired(1)
+    assert texts.is_cancel(" Cancel. ") and not texts.is_cancel("cancel that, a cat")
+
+
+def test_cancel_button_data_round_trips_and_caption_ids_come_from_buttons():
+    assert keyboards.decode(keyboards.encode(keyboards.CancelCorrection(7))) == keyboards.CancelCorrection(7)
+    assert keyboards.caption_id_of(keyboards.caption_keyboard(5)) == 5
+    assert keyboards.caption_id_of(keyboards.cancel_correction_keyboard(7)) is None
+    assert keyboards.caption_id_of(None) is None

@@ -41,7 +41,7 @@ async def test_webhook_mode_checks_the_secret_token(fake, tmp_path, backend):
         assert fake.webhook == {
             "url": "https://bot.example.test/tg/hook",
             "secret_token": SECRET,
-            "allowed_updates": ["message", "callback_query"],
+            "allowed_updates": ["message", "edited_message", "callback_query"],
         }
         photo = fake.send(chat, ann, photo=png(), deliver=False)
         update = {"update_id": 1, "message": photo}

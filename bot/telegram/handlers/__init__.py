@@ -12,11 +12,17 @@ from bot.telegram.handlers.errors import on_error
 
 _MEDIA = filters.PHOTO | filters.Document.ALL
 _NEW = filters.UpdateType.MESSAGE  # not edits
+_NEW_OR_EDITED = filters.UpdateType.MESSAGE | filters.UpdateType.EDITED_MESSAGE
+#: Runs before the others; a text it takes as a better caption goes no further (ApplicationHandlerStop).
+CORRECTIONS_GROUP = -1
 
 
 def register(application: Application) -> None:
     add = application.add_handler
-    add(MessageHandler(_NEW & filters.TEXT & ~filters.COMMAND & feedback.PromptReply(), feedback.on_correction))
+    add(
+        MessageHandler(_NEW_OR_EDITED & filters.TEXT & ~filters.COMMAND, feedback.on_text),
+        group=CORRECTIONS_GROUP,
+    )
     add(MessageHandler(_NEW & _MEDIA & photos.CaptionCommand(), photos.on_captioned_command))
     add(CommandHandler("caption", photos.on_caption_command, filters=_NEW))
     for name, callback in [
