@@ -34,6 +34,7 @@ import discord
 from bot.discord import board
 from bot.discord.board import EditLocks
 from bot.discord.context import Mode, ReplyContext
+from bot.discord.corrections import Corrections
 from bot.discord.groups import ReplyGroups
 from bot.discord.images import DISCORD_MEDIA_HOSTS, Found, ImageSource, find_images
 from bot.discord.respond import NO_MENTIONS, say
@@ -115,6 +116,7 @@ class Intake:
         self.max_image_bytes = max_image_bytes
         self.fetch = fetch
         self.media_hosts = media_hosts
+        self.corrections = Corrections(service)
         self._handling: set[int] = set()  # messages being taken in now (a duplicate dispatch waits for none)
 
     def find(self, message: discord.Message, *, extra: tuple[discord.Message, ...] = ()) -> Found:
@@ -167,23 +169,27 @@ class Intake:
     # -- messages --------------------------------------------------------------------------------
 
     async def on_message(self, message: discord.Message, me: discord.ClientUser) -> None:
-        """DMs: every message. Servers: messages that mention the bot (also in a reply)."""
+        """DMs: every message. Servers: messages that mention the bot (also in a reply), and replies
+        to our captions. A text without images may be a better caption (:mod:`bot.discord.corrections`)."""
         if message.author.bot or message.webhook_id is not None or message.type not in _USER_MESSAGES:
             return
         if message.guild is None:
             found = self.find(message)
             if found.images or found.refused:
                 await self._from_message(message, found)
-            else:
+            elif not (await self.corrections.from_reply(message, me) or await self.corrections.from_wait(message, me)):
                 await message.reply(texts.DISCORD_HELP, mention_author=False, allowed_mentions=NO_MENTIONS)
             return
         if me.id not in message.raw_mentions:  # an explicit @mention, not just a reply ping
+            await self.corrections.from_reply(message, me)  # a better caption as a reply to ours
             return
         replied = await self._referenced(message)
+        if await self.corrections.from_reply(message, me, replied):
+            return
         found = self.find(message, extra=(replied,) if replied is not None else ())
         if found.images or found.refused:
             await self._from_message(message, found)
-        else:
+        elif not await self.corrections.from_wait(message, me):
             text = texts.DISCORD_NO_IMAGES_IN_REPLY if message.reference is not None else texts.DISCORD_HELP
             await message.reply(text, mention_author=False, allowed_mentions=NO_MENTIONS)
 

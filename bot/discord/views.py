@@ -4,8 +4,10 @@ after a restart (discord.py dynamic items, registered in the bot's ``setup_hook`
 * ``cb:rate:<caption>:<1|-1>``: Good / Wrong. One rating per user per caption, pressing again
   changes it; the buttons then show the counts and the user gets an ephemeral confirmation.
 * ``cb:fix:<caption>``: "Better caption" opens a modal pre-filled with the caption; its text is
-  stored as that user's correction. The modal (``cb:fixm:<caption>``) is answered from its custom
-  id as well, by :func:`submit_correction`, so one opened before a restart still works.
+  stored as that user's correction. The press also records a wait, so a caption typed as a message
+  instead (the form dismissed) is taken too (:mod:`bot.discord.corrections`); a submission ends it.
+  The modal (``cb:fixm:<caption>``) is answered from its custom id as well, by
+  :func:`submit_correction`, so one opened before a restart still works.
 * ``cb:alt:<caption>``: re-posts the stored image with the caption as its description (Discord's
   alt text), for the person who asked for the caption only.
 * ``cb:forget:<user>:<yes|no>``: the /forget confirmation; only ``<user>`` may press it.
@@ -217,16 +219,21 @@ async def submit_correction(interaction: discord.Interaction[Any]) -> bool:
 
 @guarded
 async def _store_correction(interaction: discord.Interaction[Any], caption_id: int, text: str | None) -> None:
+    service, user_id = _service(interaction), str(interaction.user.id)
     try:
-        await _service(interaction).correct(
-            caption_id=caption_id, platform=PLATFORM, platform_user_id=str(interaction.user.id), text=text or ""
+        state = await service.correct(
+            caption_id=caption_id, platform=PLATFORM, platform_user_id=user_id, text=text or ""
         )
     except UnknownCaptionError:
         await say(interaction, texts.CAPTION_GONE)
     except InvalidFeedbackError as exc:
         await say(interaction, exc.user_message)
     else:
-        await say(interaction, texts.CORRECTION_SAVED)
+        # Answered: the person's next message here is not a caption any more.
+        await service.cancel_correction(
+            platform=PLATFORM, platform_chat_id=str(interaction.channel_id), platform_user_id=user_id
+        )
+        await say(interaction, texts.correction_saved(state.correction or ""))
 
 
 class FixButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cb:fix:(?P<caption_id>\d{1,19})"):
@@ -254,11 +261,18 @@ class FixButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cb:fi
 
     @guarded
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        record = await _service(interaction).find_caption(self.caption_id, platform=PLATFORM)
-        if record is None:
+        # Waits for a message as well (bot.discord.corrections): typed there if the form is dismissed.
+        try:
+            ask = await _service(interaction).ask_for_correction(
+                caption_id=self.caption_id,
+                platform=PLATFORM,
+                platform_chat_id=str(interaction.channel_id),
+                platform_user_id=str(interaction.user.id),
+            )
+        except UnknownCaptionError:
             await say(interaction, texts.CAPTION_GONE)
             return
-        await interaction.response.send_modal(CorrectionModal(self.caption_id, record.text))
+        await interaction.response.send_modal(CorrectionModal(self.caption_id, ask.caption_text))
 
 
 # ---------------------------------------------------------------------------------- alt text

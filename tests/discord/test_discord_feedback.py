@@ -72,7 +72,7 @@ async def test_better_caption_opens_a_modal_and_stores_the_correction(world, env
 
     saved = await world.bob.submit_modal(shown, {"caption": "  A red   square on white "})
 
-    assert saved.ephemeral and saved.response.content == texts.CORRECTION_SAVED
+    assert saved.ephemeral and saved.response.content == texts.correction_saved("A red square on white")
     assert await feedback(world, row.id) == {str(world.bob.id): (None, "A red square on white")}
 
     again = await world.bob.click(message, label="Better caption")

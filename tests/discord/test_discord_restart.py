@@ -29,7 +29,7 @@ async def test_buttons_keep_working_after_a_restart(world, env):
     await world.bob.click(before, label="Good")
     assert await feedback(world, row.id) == {str(world.bob.id): (1, None)}
     saved = await world.bob.submit_modal(opened_before, {"caption": "a red square"})  # typed across the restart
-    assert saved.response.content == texts.CORRECTION_SAVED
+    assert saved.response.content == texts.correction_saved("a red square")
     assert await feedback(world, row.id) == {str(world.bob.id): (1, "a red square")}
     shown = await world.alice.click(before, label="Better caption")
     await world.alice.submit_modal(shown, {"caption": "a small red square"})
