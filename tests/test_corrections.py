@@ -58,6 +58,11 @@ async def test_waiting_survives_a_restart_and_expires(backend, tmp_path):
         assert await stack.service.take_correction(text="again", **WHO) is None
         stats = await stack.service.stats(platform="telegram", platform_user_id="7")
         assert stats.corrections == 1  # the late text was not stored
+        # Long after the wait ran out, a text is a new conversation, not a late correction.
+        await stack.service.ask_for_correction(caption_id=caption_id, **WHO)
+        much_later = later + timedelta(seconds=121)
+        stack.service.now = lambda: much_later
+        assert await stack.service.take_correction(text="hello again", **WHO) is None
 
 
 async def test_cancel_bad_text_forget_and_gone_captions(backend, tmp_path):

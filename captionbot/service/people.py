@@ -129,7 +129,15 @@ class People(ServiceBase):
             )
         if user is None or mine is None:
             return None
-        caption_id, expired = mine.caption_id, mine.expires_at <= self.now()
+        now = self.now()
+        caption_id, expired = mine.caption_id, mine.expires_at <= now
+        if expired and now - mine.expires_at > timedelta(seconds=self.settings.correction_wait_s):
+            # Long past: this text is not a late correction but a new conversation.
+            async with self.session_factory.begin() as session:
+                await corrections.end_pending(
+                    session, platform=platform, platform_chat_id=platform_chat_id, user_id=user.id
+                )
+            return None
         if not expired:
             try:
                 state = await self.correct(
