@@ -6,6 +6,7 @@ Runs on SQLite + memory:// and on PostgreSQL + Redis Streams, with the tiny mode
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -79,3 +80,16 @@ async def test_cancel_bad_text_forget_and_gone_captions(backend, tmp_path):
         assert await stack.service.take_correction(text="a square", **WHO) is None
         with pytest.raises(UnknownCaptionError):
             await stack.service.ask_for_correction(caption_id=caption_id, **WHO)
+
+
+async def test_a_double_tap_posts_one_prompt(backend, tmp_path):
+    rec = DeliveryRecorder()
+    async with open_pipeline(make_settings(tmp_path, backend), recorder=rec) as stack:
+        caption_id = await a_caption(stack, rec)
+        taps = await asyncio.gather(*(stack.service.ask_for_correction(caption_id=caption_id, **WHO) for _ in range(3)))
+        assert sorted(t.asked_before for t in taps) == [False, True, True]  # one of them posts the prompt
+        # The prompt never got recorded (posting failed): a press after the posting window may try again.
+        later = stack.service.now() + timedelta(seconds=31)
+        stack.service.now = lambda: later
+        retry = await stack.service.ask_for_correction(caption_id=caption_id, **WHO)
+        assert not retry.asked_before

@@ -79,8 +79,8 @@ class People(ServiceBase):
                 session, platform=platform, platform_chat_id=platform_chat_id, user_id=user.id
             )
             if mine is not None and mine.caption_id == caption_id and mine.expires_at > now and mine.prompt_message_id:
-                return CorrectionPrompt(caption_id, found.text, mine.prompt_message_id)
-            await corrections.start_pending(
+                return CorrectionPrompt(caption_id, found.text, mine.prompt_message_id, asked_before=True)
+            started = await corrections.start_pending(
                 session,
                 platform=platform,
                 platform_chat_id=platform_chat_id,
@@ -89,7 +89,7 @@ class People(ServiceBase):
                 now=now,
                 expires_at=now + timedelta(seconds=self.settings.correction_wait_s),
             )
-        return CorrectionPrompt(caption_id, found.text, None)
+        return CorrectionPrompt(caption_id, found.text, None, asked_before=started is None)
 
     async def set_correction_prompt(
         self,

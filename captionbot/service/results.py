@@ -93,7 +93,10 @@ class CorrectionPrompt:
 
     caption_id: int
     caption_text: str
-    prompt_message_id: str | None  # None: post a prompt and record it with set_correction_prompt
+    prompt_message_id: str | None  # the prompt already posted for this wait, if any
+    #: True: this person was already asked for this caption (a second press or a double tap): post
+    #: no new prompt. False: post one and record it with set_correction_prompt.
+    asked_before: bool = False
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ One row per person and chat (a second press replaces the first). Like every stor
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,8 +37,13 @@ async def start_pending(
     caption_id: int,
     now: datetime,
     expires_at: datetime,
-) -> PendingCorrection:
-    """Begin (or restart) waiting for this person's correction of ``caption_id`` in this chat."""
+    posting_for: timedelta = timedelta(seconds=30),
+) -> PendingCorrection | None:
+    """Begin (or restart) waiting for this person's correction of ``caption_id`` in this chat.
+
+    None when a wait for the same caption began less than ``posting_for`` ago and is still open: that
+    press is posting its prompt (a double tap), so this one must not post another. One statement,
+    so two presses at the same moment cannot both win."""
     values = {
         "platform": Platform(platform),
         "platform_chat_id": str(platform_chat_id),
@@ -54,10 +59,17 @@ async def start_pending(
         .on_conflict_do_update(
             index_elements=["platform", "platform_chat_id", "user_id"],
             set_={k: values[k] for k in ("caption_id", "prompt_message_id", "created_at", "expires_at")},
+            where=~(
+                (PendingCorrection.caption_id == caption_id)
+                & (PendingCorrection.expires_at > now)
+                & (PendingCorrection.created_at > now - posting_for)
+            ),
         )
         .returning(PendingCorrection)
     )
-    row: PendingCorrection = (await session.scalars(stmt, execution_options={"populate_existing": True})).one()
+    row: PendingCorrection | None = (
+        await session.scalars(stmt, execution_options={"populate_existing": True})
+    ).one_or_none()
     return row
 
 

@@ -90,7 +90,7 @@ async def _ask_for_correction(
         await query.answer(texts.CAPTION_GONE)
         await _drop_buttons(query)
         return
-    if asked.prompt_message_id is not None:  # a second press: the prompt is already there
+    if asked.asked_before:  # a second press (or a double tap): the prompt is there, or on its way
         await query.answer(texts.CORRECTION_ALREADY_ASKED)
         return
     private = message is None or message.chat.type == ChatType.PRIVATE
