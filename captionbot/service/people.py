@@ -76,7 +76,7 @@ class People(ServiceBase):
                 raise UnknownCaptionError(caption_id)
             user = await users.get_or_create_user(session, platform=platform, platform_user_id=platform_user_id)
             mine = await corrections.get_pending(
-                session, platform=platform, platform_chat_id=platform_chat_id, user_id=user.id
+                session, platform=platform, platform_chat_id=platform_chat_id, platform_user_id=platform_user_id
             )
             if mine is not None and mine.caption_id == caption_id and mine.expires_at > now and mine.prompt_message_id:
                 return CorrectionPrompt(caption_id, found.text, mine.prompt_message_id, asked_before=True)
@@ -101,13 +101,8 @@ class People(ServiceBase):
     ) -> None:
         """Remember the prompt posted for this person's correction (so a second press re-uses it)."""
         async with self.session_factory.begin() as session:
-            user = await users.get_user(session, platform=platform, platform_user_id=platform_user_id)
-            mine = (
-                None
-                if user is None
-                else await corrections.get_pending(
-                    session, platform=platform, platform_chat_id=platform_chat_id, user_id=user.id
-                )
+            mine = await corrections.get_pending(
+                session, platform=platform, platform_chat_id=platform_chat_id, platform_user_id=platform_user_id
             )
             if mine is not None:
                 mine.prompt_message_id = str(message_id)
@@ -119,25 +114,16 @@ class People(ServiceBase):
         correction (replacing an earlier one), or ``expired``. None: nothing awaited (an ordinary message).
         Raises InvalidFeedbackError (empty, too long) and keeps waiting."""
         async with self.session_factory() as session:
-            user = await users.get_user(session, platform=platform, platform_user_id=platform_user_id)
-            mine = (
-                None
-                if user is None
-                else await corrections.get_pending(
-                    session, platform=platform, platform_chat_id=platform_chat_id, user_id=user.id
-                )
+            mine = await corrections.get_pending(
+                session, platform=platform, platform_chat_id=platform_chat_id, platform_user_id=platform_user_id
             )
-        if user is None or mine is None:
+        if mine is None:
             return None
         now = self.now()
         caption_id, expired = mine.caption_id, mine.expires_at <= now
-        if expired and now - mine.expires_at > timedelta(seconds=self.settings.correction_wait_s):
-            # Long past: this text is not a late correction but a new conversation.
-            async with self.session_factory.begin() as session:
-                await corrections.end_pending(
-                    session, platform=platform, platform_chat_id=platform_chat_id, user_id=user.id
-                )
-            return None
+        # Long past: this text is not a late correction but a new conversation.
+        long_past = expired and now - mine.expires_at > timedelta(seconds=self.settings.correction_wait_s)
+        state = None
         if not expired:
             try:
                 state = await self.correct(
@@ -146,9 +132,9 @@ class People(ServiceBase):
             except UnknownCaptionError:  # forgotten meanwhile
                 state = None
         async with self.session_factory.begin() as session:
-            await corrections.end_pending(
-                session, platform=platform, platform_chat_id=platform_chat_id, user_id=user.id
-            )
+            await corrections.end_pending(session, pending_id=mine.id)
+        if long_past:
+            return None
         if expired:
             return CorrectionTaken(caption_id, expired=True)
         return CorrectionTaken(caption_id, None if state is None else state.correction, state)
@@ -158,12 +144,10 @@ class People(ServiceBase):
     ) -> bool:
         """Stop waiting for this person's correction here; True if one was awaited."""
         async with self.session_factory.begin() as session:
-            user = await users.get_user(session, platform=platform, platform_user_id=platform_user_id)
-            if user is None:
-                return False
-            return await corrections.end_pending(
-                session, platform=platform, platform_chat_id=platform_chat_id, user_id=user.id
+            mine = await corrections.get_pending(
+                session, platform=platform, platform_chat_id=platform_chat_id, platform_user_id=platform_user_id
             )
+            return mine is not None and await corrections.end_pending(session, pending_id=mine.id)
 
     async def caption_exists(self, caption_id: int) -> bool:
         """False once /forget (or retention) deleted it, or for a forged id."""

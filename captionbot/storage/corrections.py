@@ -11,19 +11,22 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from captionbot.storage.models import PendingCorrection, Platform
+from captionbot.storage.models import PendingCorrection, Platform, User
 from captionbot.storage.statements import dialect_insert
 
 
 async def get_pending(
-    session: AsyncSession, *, platform: Platform | str, platform_chat_id: str | int, user_id: int
+    session: AsyncSession, *, platform: Platform | str, platform_chat_id: str | int, platform_user_id: str | int
 ) -> PendingCorrection | None:
     """This person's correction in progress in this chat (expired or not)."""
     return await session.scalar(
-        select(PendingCorrection).where(
+        select(PendingCorrection)
+        .join(User, PendingCorrection.user_id == User.id)
+        .where(
             PendingCorrection.platform == Platform(platform),
             PendingCorrection.platform_chat_id == str(platform_chat_id),
-            PendingCorrection.user_id == user_id,
+            User.platform == Platform(platform),
+            User.platform_user_id == str(platform_user_id),
         )
     )
 
@@ -73,17 +76,9 @@ async def start_pending(
     return row
 
 
-async def end_pending(
-    session: AsyncSession, *, platform: Platform | str, platform_chat_id: str | int, user_id: int
-) -> bool:
+async def end_pending(session: AsyncSession, *, pending_id: int) -> bool:
     """Stop waiting (taken, cancelled or expired); True if there was something to stop."""
     gone = await session.execute(
-        delete(PendingCorrection)
-        .where(
-            PendingCorrection.platform == Platform(platform),
-            PendingCorrection.platform_chat_id == str(platform_chat_id),
-            PendingCorrection.user_id == user_id,
-        )
-        .returning(PendingCorrection.id)
+        delete(PendingCorrection).where(PendingCorrection.id == pending_id).returning(PendingCorrection.id)
     )
     return gone.first() is not None
