@@ -64,22 +64,7 @@ def build_commands(*, service: CaptionService, intake: Intake, max_image_bytes: 
 
     @app_commands.command(name="stats", description=texts.COMMANDS["stats"])
     async def stats(interaction: discord.Interaction[Any]) -> None:
-        s = await service.stats(platform=PLATFORM, platform_user_id=str(interaction.user.id))
-        overview = await service.model_overview()
-        await say(
-            interaction,
-            texts.stats(
-                model=overview.model,
-                total_captions=overview.total_captions,
-                requests=s.requests,
-                captions=s.captions,
-                pending=s.pending,
-                failed=s.failed,
-                ratings=s.ratings,
-                corrections=s.corrections,
-                opted_out=s.opted_out,
-            ),
-        )
+        await say(interaction, await service.stats_text(platform=PLATFORM, platform_user_id=str(interaction.user.id)))
 
     menu = app_commands.ContextMenu(name=texts.DISCORD_MENU_CAPTION, callback=caption_message)
     return [caption, alttext, menu, privacy, forget, optout, optin, stats]

@@ -206,6 +206,22 @@ class People(ServiceBase):
             user = await users.get_user(session, platform=platform, platform_user_id=platform_user_id)
             return UserStats() if user is None else await users.user_stats(session, user_id=user.id)
 
+    async def stats_text(self, *, platform: Platform | str, platform_user_id: str | int) -> str:
+        """The /stats answer on every platform: the serving model, the caption total, this person's numbers."""
+        mine = await self.stats(platform=platform, platform_user_id=platform_user_id)
+        overview = await self.model_overview()
+        return texts.stats(
+            model=overview.model,
+            total_captions=overview.total_captions,
+            requests=mine.requests,
+            captions=mine.captions,
+            pending=mine.pending,
+            failed=mine.failed,
+            ratings=mine.ratings,
+            corrections=mine.corrections,
+            opted_out=mine.opted_out,
+        )
+
     def privacy_text(self) -> str:
         return texts.privacy(self.settings.retention_days)
 

@@ -41,21 +41,9 @@ async def on_privacy(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
 async def on_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not (message := _message(update)):
         return
-    service = deps(context).service
-    mine = await service.stats(platform=PLATFORM, platform_user_id=_user_id(update))
-    overview = await service.model_overview()
+    text = await deps(context).service.stats_text(platform=PLATFORM, platform_user_id=_user_id(update))
     await message.reply_text(
-        texts.stats(
-            model=overview.model,
-            total_captions=overview.total_captions,
-            requests=mine.requests,
-            captions=mine.captions,
-            pending=mine.pending,
-            failed=mine.failed,
-            ratings=mine.ratings,
-            corrections=mine.corrections,
-            opted_out=mine.opted_out,
-        ),
+        text,
         do_quote=message.chat.type != ChatType.PRIVATE,
     )
 
