@@ -23,6 +23,7 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 _DERIVED_DEFAULTS = {
     "database_url": "sqlite+aiosqlite:///{data_dir}/captionbot.db",
     "image_store_dir": "{data_dir}/images",
+    "learn_dir": "{data_dir}/learning",
 }
 
 
@@ -112,6 +113,61 @@ class Settings(BaseSettings):
         True, description="On a CPU, decode with int8 weights (~1.5x faster; see docs/benchmarks.md for quality)."
     )
 
+    # --- learning from feedback ------------------------------------------------------------------
+    learn_in_run: bool = Field(
+        False, description="Run learning rounds inside `captionbot run` too (`captionbot learner` always does)."
+    )
+    learn_every_items: int = Field(
+        200, ge=0, description="Start a round once this many new usable feedback items arrived (0 = not by count)."
+    )
+    learn_every_hours: float = Field(
+        24.0, ge=0, description="Start a round this often while there is new feedback (0 = not by time)."
+    )
+    learn_check_s: float = Field(60.0, gt=0, description="How often the learner checks whether a round is due.")
+    learn_dir: Path | None = Field(None, description="Candidate checkpoints, round reports and the feature cache.")
+    learn_replay_data: str | None = Field(
+        None,
+        description="Dataset replayed in every round so the model keeps what it knew (Flickr8k folder, .json or "
+        ".jsonl); unset = feedback accepted in earlier rounds.",
+    )
+    learn_replay_photos: int = Field(2000, ge=0, description="Photos of the replay data mixed into each round.")
+    learn_fixed_set: str | None = Field(
+        None,
+        description="Dataset whose dev split every candidate is scored on; unset = a frozen sample of feedback "
+        "photos that is never trained on.",
+    )
+    learn_cider_tolerance: float = Field(
+        0.005, ge=0, description="CIDEr-D a candidate may lose on the fixed set and still be promoted."
+    )
+    learn_holdout_fraction: float = Field(
+        0.1, ge=0.01, le=0.5, description="Share of feedback photos held out of training to judge candidates."
+    )
+    learn_min_people_per_word: int = Field(
+        3, ge=1, description="A new word joins the vocabulary once this many people used it in corrections."
+    )
+    learn_max_per_person: int = Field(50, ge=1, description="Most corrections one person contributes to a round.")
+    learn_max_same_text: int = Field(
+        3, ge=1, description="Identical corrections on different photos beyond this many are a flood, used once."
+    )
+    learn_max_words: int = Field(30, ge=3, description="Longest correction used for training, in words.")
+    learn_blocklist: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Words that keep a correction out of training (comma-separated)."
+    )
+    learn_require_review: bool = Field(
+        False, description="Use a correction only after a moderator approved it (`captionbot feedback review`)."
+    )
+    learn_good_weight: float = Field(
+        0.5, ge=0, description="Training weight of a caption people rated good (a correction weighs 1)."
+    )
+    learn_bad_weight: float = Field(
+        0.5, ge=0, description="Weight of the unlikelihood term that pushes away from captions rated bad."
+    )
+    learn_epochs: int = Field(2, ge=1, description="Passes over a round's training set.")
+    learn_lr: float = Field(3e-4, gt=0, description="Learning rate of a round's fine-tuning.")
+    learn_lease_s: float = Field(
+        900.0, gt=0, description="A round silent for this long (seconds) is taken as dead and its lease freed."
+    )
+
     # --- operations ------------------------------------------------------------------------------
     metrics_port: int = Field(9108, ge=0, le=65535, description="Port for /metrics and /healthz (0 = off).")
     log_level: LogLevel = Field("INFO", description="Logging level.")
@@ -149,6 +205,13 @@ class Settings(BaseSettings):
     def _upper_log_level(cls, value: Any) -> Any:
         return value.strip().upper() if isinstance(value, str) else value
 
+    @field_validator("learn_blocklist", mode="before")
+    @classmethod
+    def _split_words(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [w.strip().lower() for w in value.split(",") if w.strip()]
+        return value
+
     @field_validator("discord_guild_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: Any) -> Any:
@@ -170,6 +233,8 @@ class Settings(BaseSettings):
             self.database_url = to_async_url(self.database_url)
         if self.image_store_dir is None:
             self.image_store_dir = self.data_dir / "images"
+        if self.learn_dir is None:
+            self.learn_dir = self.data_dir / "learning"
         if self.telegram_use_webhook and not self.telegram_webhook_url:
             raise ValueError("telegram_use_webhook needs telegram_webhook_url")
         return self
@@ -184,6 +249,11 @@ class Settings(BaseSettings):
     def photos_dir(self) -> Path:
         assert self.image_store_dir is not None
         return self.image_store_dir
+
+    @property
+    def learning_dir(self) -> Path:
+        assert self.learn_dir is not None
+        return self.learn_dir
 
     def __repr_args__(self) -> Any:
         # URLs may embed passwords: show them redacted.
