@@ -30,6 +30,20 @@ from __future__ import annotations
 
 from captionbot.service.delivery import Deliveries
 from captionbot.service.intake import Intake
+from captionbot.service.learning import LearningService
+from captionbot.service.learning_results import (
+    CandidateModel,
+    FeedbackItem,
+    LeaseLostError,
+    ModelRef,
+    ModelUsage,
+    NothingToRollBackError,
+    ReviewItem,
+    RoundBusyError,
+    RoundLease,
+    RoundRecord,
+    VersionRow,
+)
 from captionbot.service.people import MAX_CORRECTION_CHARS, People
 from captionbot.service.results import (
     CaptionRecord,
@@ -61,21 +75,33 @@ class CaptionService(Intake, Deliveries, People):
 
 __all__ = [
     "MAX_CORRECTION_CHARS",
+    "CandidateModel",
     "CaptionRecord",
     "CaptionService",
     "CorrectionPrompt",
     "CorrectionTaken",
     "Delivery",
     "DeliveryHandler",
+    "FeedbackItem",
     "FeedbackState",
     "ForgetReport",
     "InvalidFeedbackError",
+    "LearningService",
+    "LeaseLostError",
     "ModelOverview",
+    "ModelRef",
+    "ModelUsage",
+    "NothingToRollBackError",
     "PhotoUnavailableError",
     "PlaceholderPoster",
     "RejectReason",
     "Rejected",
+    "ReviewItem",
+    "RoundBusyError",
+    "RoundLease",
+    "RoundRecord",
     "Submitted",
     "UnknownCaptionError",
     "UserStats",
+    "VersionRow",
 ]

@@ -4,6 +4,7 @@ Nothing here connects to a database at import time; build an engine from ``Setti
 """
 
 from captionbot.storage.imagestore import ImageStore
+from captionbot.storage.learning_models import LearningRound, RoundStatus
 from captionbot.storage.models import (
     PENDING_STATUSES,
     UNDELIVERED_STATUSES,
@@ -32,9 +33,11 @@ __all__ = [
     "Feedback",
     "Image",
     "ImageStore",
+    "LearningRound",
     "ModelStatus",
     "ModelVersion",
     "Platform",
     "RequestStatus",
+    "RoundStatus",
     "User",
 ]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final, Literal
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -45,6 +45,7 @@ async def set_feedback(
     """Create or change a user's feedback on a caption (one row per user per caption).
 
     Fields left ``UNSET`` keep their value, ``None`` clears them; an empty correction is None.
+    Changing the correction's text clears its review.
     """
     if rating is UNSET and correction is UNSET:
         raise ValueError("set_feedback needs a rating or a correction")
@@ -56,6 +57,8 @@ async def set_feedback(
         changes["rating"] = rating
     if correction is not UNSET:
         changes["correction"] = correction
+        # A moderator's verdict was about the old text: a changed correction needs a new review.
+        changes["review"] = case((Feedback.correction.is_distinct_from(correction), None), else_=Feedback.review)
     stmt = (
         dialect_insert(session, Feedback)
         .values(

@@ -336,6 +336,8 @@ class Feedback(Base):
     # +1 / -1 (thumbs) or 1..5 (stars); None when only a correction was given.
     rating: Mapped[int | None] = mapped_column(SmallInteger)
     correction: Mapped[str | None] = mapped_column(Text)
+    # A moderator's verdict on the correction: None (not reviewed), "approved" or "rejected".
+    review: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
