@@ -1,0 +1,124 @@
+"""Judging a candidate: the candidate and the promoted model on the same held-out photos.
+
+Two sets: the fixed set (a benchmark's dev split, or a frozen sample of feedback photos) guards what
+the model already did well; the feedback slice (held-out photos people commented on) shows whether
+it learned what they taught. On the slice the score is how likely each model finds people's own
+captions (mean log-probability per word: defined for any number of photos, and it rewards a new
+word the moment the model uses it well); CIDEr-D there is reported too. A candidate is promoted
+only when the slice improves and the fixed set loses no more than ``cider_tolerance`` CIDEr-D.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from captioner.decoding import greedy
+from captioner.model import Captioner
+from captioner.vocab import Vocabulary
+from training.data import pad_batch
+from training.learning.photo_features import GridBank
+from training.learning.targets import EvalSet
+from training.metrics import evaluate
+
+
+@dataclass(frozen=True)
+class Scores:
+    fixed_cider: float | None  # None: the fixed set is empty
+    slice_logp: float | None  # mean log-probability per word of people's captions; None: empty slice
+    slice_cider: float | None
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {
+            "fixed CIDEr-D": self.fixed_cider,
+            "slice logp/word": self.slice_logp,
+            "slice CIDEr-D": self.slice_cider,
+        }
+
+
+@torch.no_grad()
+def captions(
+    model: Captioner, vocab: Vocabulary, bank: GridBank, keys: list[str], *, device: str, batch: int = 100
+) -> list[str]:
+    model.eval()
+    out: list[str] = []
+    for s in range(0, len(keys), batch):
+        dec = greedy(model.decoder, bank.grid(keys[s : s + batch]).to(device), model.cfg.max_len)
+        out.extend(vocab.decode(seq.tolist()) for seq in dec.tokens)
+    return out
+
+
+def cider(model: Captioner, vocab: Vocabulary, bank: GridBank, refs: EvalSet, *, device: str) -> float | None:
+    if not refs.refs:
+        return None
+    keys = list(refs.refs)
+    cands = dict(zip(keys, captions(model, vocab, bank, keys, device=device), strict=True))
+    return float(evaluate(cands, refs.refs, meteor=False)["CIDEr-D"])
+
+
+@torch.no_grad()
+def mean_logp(model: Captioner, vocab: Vocabulary, bank: GridBank, refs: EvalSet, *, device: str) -> float | None:
+    """Mean log-probability per word (and <end>) of every reference caption, teacher-forced."""
+    pairs = [(k, vocab.encode(r, model.cfg.max_len)) for k, rs in refs.refs.items() for r in rs]
+    if not pairs:
+        return None
+    model.eval()
+    total, words = 0.0, 0
+    for s in range(0, len(pairs), 128):
+        chunk = pairs[s : s + 128]
+        caps, lengths, order = pad_batch([ids for _, ids in chunk])
+        grid = bank.grid([chunk[int(i)][0] for i in order]).to(device)
+        logits, _ = model.decoder(grid, caps.to(device), lengths.to(device))
+        targets = caps[:, 1 : logits.shape[1] + 1].to(device)
+        logp = F.log_softmax(logits.float(), dim=-1).gather(2, targets.unsqueeze(2)).squeeze(2)
+        real = targets != 0
+        total += float(logp[real].sum())
+        words += int(real.sum())
+    return total / max(words, 1)
+
+
+def score(
+    model: Captioner, vocab: Vocabulary, bank: GridBank, fixed: EvalSet, slice_: EvalSet, *, device: str
+) -> Scores:
+    return Scores(
+        fixed_cider=cider(model, vocab, bank, fixed, device=device),
+        slice_logp=mean_logp(model, vocab, bank, slice_, device=device),
+        slice_cider=cider(model, vocab, bank, slice_, device=device),
+    )
+
+
+MIN_SLICE_FOR_CIDER = 20  # photos; CIDEr-D of fewer is mostly noise
+
+
+def decide(before: Scores, after: Scores, *, tolerance: float, slice_photos: int) -> tuple[bool, str]:
+    """(promote?, the reason in one line). The slice counts as better when people's captions got
+    more likely, or when its CIDEr-D rose by over 0.01 on at least 20 photos (a new word is <unk> to
+    the old model, which can flatter the old model's log-probability)."""
+    if after.slice_logp is None or before.slice_logp is None:
+        return False, "rejected: no held-out feedback to judge it on yet"
+    cider_up = (
+        before.slice_cider is not None
+        and after.slice_cider is not None
+        and slice_photos >= MIN_SLICE_FOR_CIDER
+        and after.slice_cider > before.slice_cider + 0.01
+    )
+    if after.slice_logp <= before.slice_logp and not cider_up:
+        return (
+            False,
+            f"rejected: held-out feedback not better (log-prob/word {before.slice_logp:.3f} -> {after.slice_logp:.3f})",
+        )
+    if before.fixed_cider is not None and after.fixed_cider is not None:
+        drop = before.fixed_cider - after.fixed_cider
+        if drop > tolerance:
+            return False, f"rejected: fixed set CIDEr-D fell {drop:.4f} (more than {tolerance:.4f})"
+    return True, (
+        f"promoted: held-out feedback log-prob/word {before.slice_logp:.3f} -> {after.slice_logp:.3f}"
+        + (f", CIDEr-D {before.slice_cider:.3f} -> {after.slice_cider:.3f}" if cider_up else "")
+        + (
+            f", fixed set CIDEr-D {before.fixed_cider:.3f} -> {after.fixed_cider:.3f}"
+            if before.fixed_cider is not None and after.fixed_cider is not None
+            else ""
+        )
+    )
