@@ -277,7 +277,12 @@ async def test_rollback(session_factory: Factory, image_store: ImageStore, tmp_p
     assert (was.name, now.name) == ("v3", "v2")
     assert (await service.promoted_model()).name == "v2"  # type: ignore[union-attr]
     statuses = {v.name: v.status for v in await service.model_versions()}
-    assert statuses == {"v1": "retired", "never-promoted": "candidate", "v2": "promoted", "v3": "retired"}
+    # v3 leaves the line of served versions, so a second rollback steps further back, not to v3.
+    assert statuses == {"v1": "retired", "never-promoted": "candidate", "v2": "promoted", "v3": "candidate"}
+    was, now = await service.rollback()
+    assert (was.name, now.name) == ("v2", "v1")
+    with pytest.raises(NothingToRollBackError):
+        await service.rollback()
 
 
 async def test_model_report(session_factory: Factory, image_store: ImageStore, tmp_path: Path) -> None:

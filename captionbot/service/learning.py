@@ -31,7 +31,7 @@ from captionbot.settings import Settings
 from captionbot.storage import learning, model_versions
 from captionbot.storage.imagestore import ImageStore
 from captionbot.storage.learning_models import LearningRound, RoundStatus
-from captionbot.storage.models import ModelVersion, utcnow
+from captionbot.storage.models import ModelStatus, ModelVersion, utcnow
 
 
 def _ref(version: ModelVersion) -> ModelRef:
@@ -261,8 +261,12 @@ class LearningService:
             target = await learning.rollback_target(session, before=current.promoted_at)
             if target is None:
                 raise NothingToRollBackError(f"no model version was promoted before {current.name}")
-            was = _ref(current)
+            was, first_promoted = _ref(current), target.promoted_at
             await model_versions.promote_model_version(session, model_version_id=target.id)
+            # The version rolled back from leaves the line of served versions (a candidate again) and
+            # the target keeps its first promotion time, so a second rollback steps further back.
+            current.status = ModelStatus.CANDIDATE
+            target.promoted_at = first_promoted
             return was, _ref(target)
 
     async def model_report(self) -> list[ModelUsage]:

@@ -4,8 +4,9 @@ model, score both on the same held-out photos, and save the candidate's checkpoi
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from captionbot.service.learning_results import CandidateModel, RoundLease
 from captioner.checkpoint import DEFAULT_CHECKPOINT, file_sha256, load_checkpoint, save_checkpoint
@@ -21,6 +22,18 @@ if TYPE_CHECKING:
     from captionbot.settings import Settings
 
 
+@dataclass
+class Trained:
+    """What the heavy part of a round produced."""
+
+    counts: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    words: list[str] = field(default_factory=list)
+    decision: str = ""
+    promote: bool = False
+    candidate: CandidateModel | None = None
+
+
 def train_candidate(
     settings: Settings,
     policy: Policy,
@@ -30,9 +43,7 @@ def train_candidate(
     *,
     stop: threading.Event,
     progress: bool = True,
-):  # -> round.Trained (imported lazily: round imports this module lazily too)
-    from training.learning.round import Trained
-
+) -> Trained:
     device = str(pick_device(settings.device))
     base_path = Path(lease.base_model.path) if lease.base_model else (settings.model_path or DEFAULT_CHECKPOINT)
     base, base_vocab, payload = load_checkpoint(base_path, map_location=device)

@@ -14,10 +14,11 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from captionbot.service.learning_results import CandidateModel, LeaseLostError, RoundRecord
+from captionbot.service.learning_results import LeaseLostError, RoundRecord
+from training.learning.candidate import Trained, train_candidate
 from training.learning.hygiene import Screened, screen
 from training.learning.policy import Policy
 from training.learning.round_report import format_report
@@ -33,18 +34,6 @@ class RoundOutcome:
     record: RoundRecord
     report: str
     promoted: bool
-
-
-@dataclass
-class Trained:
-    """What the heavy part of a round produced."""
-
-    counts: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    words: list[str] = field(default_factory=list)
-    decision: str = ""
-    promote: bool = False
-    candidate: CandidateModel | None = None
 
 
 async def run_round(
@@ -67,8 +56,6 @@ async def run_round(
         if not any(t.new for t in screened.texts):
             trained = Trained(decision="skipped: no new usable feedback since the last promoted model")
         else:
-            from training.learning.candidate import train_candidate
-
             trained = await asyncio.to_thread(
                 train_candidate, settings, policy, lease, screened, fixed_photos, stop=stop, progress=progress
             )
