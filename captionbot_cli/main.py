@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from captionbot_cli import captioning, model_commands, training_commands
+from captionbot_cli import captioning, learning_commands, model_commands, training_commands
 from captionbot_cli.common import need_model_extra
 
 app = typer.Typer(help="Describe photos in words: captioner, training, and the chat bots.", no_args_is_help=True)
@@ -22,6 +22,11 @@ app.command()(captioning.judge)
 app.command()(training_commands.train)
 app.command("eval")(training_commands.evaluate_cmd)
 app.command()(training_commands.export)
+app.command()(learning_commands.learn)
+app.command()(learning_commands.learner)
+model_commands.model_app.command("rollback")(learning_commands.model_rollback)
+model_commands.model_app.command("report")(learning_commands.model_report)
+model_commands.feedback_app.command("review")(learning_commands.feedback_review)
 
 
 @db_app.command("upgrade")

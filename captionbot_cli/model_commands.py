@@ -18,6 +18,7 @@ from captionbot_cli.common import fail, need_model_extra, open_database, run_asy
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from captionbot.service.learning_results import VersionRow
     from captionbot.storage.models import ModelVersion
 
 feedback_app = typer.Typer(help="People's ratings and corrections as training data.", no_args_is_help=True)
@@ -167,32 +168,41 @@ def _cider(metrics: dict[str, Any], split: str) -> float | None:
 
 @model_app.command("list")
 def model_list() -> None:
-    """Every registered model version, oldest first."""
+    """Every registered model version, oldest first, with the learning round that made it."""
     from rich.console import Console
     from rich.table import Table
-    from sqlalchemy import select
 
+    from captionbot.service import LearningService
     from captionbot.settings import Settings
-    from captionbot.storage.models import ModelStatus, ModelVersion
+    from captionbot.storage.imagestore import ImageStore
 
     settings = Settings()
 
-    async def versions() -> list[ModelVersion]:
-        async with open_database(settings) as factory, factory() as session:
-            return list(await session.scalars(select(ModelVersion).order_by(ModelVersion.id)))
+    async def versions() -> list[VersionRow]:
+        async with open_database(settings) as factory:
+            return await LearningService(settings, factory, ImageStore(settings.photos_dir)).model_versions()
 
-    table = Table("name", "status", "serving since", "dev CIDEr-D", "test CIDEr-D", "path")
+    table = Table("name", "status", "serving since", "dev CIDEr-D", "test CIDEr-D", "round", "decision", "path")
     for v in run_async(versions()):
         dev, test = _cider(v.metrics or {}, "dev"), _cider(v.metrics or {}, "test")
+        serving = v.status == "promoted"
         table.add_row(
             v.name,
-            "serving" if v.status == ModelStatus.PROMOTED else str(v.status),
-            v.promoted_at.strftime("%Y-%m-%d %H:%M UTC") if v.status == ModelStatus.PROMOTED and v.promoted_at else "",
+            "serving" if serving else str(v.status),
+            v.promoted_at.strftime("%Y-%m-%d %H:%M UTC") if serving and v.promoted_at else "",
             "" if dev is None else f"{dev:.3f}",
             "" if test is None else f"{test:.3f}",
+            "" if v.round_number is None else f"{v.round_number} {v.round_status or ''}".strip(),
+            _short(v.round_decision or ""),
             v.path,
         )
-    Console(width=200).print(table)
+    Console(width=240).print(table)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """One line of a round's decision (the full text: `captionbot learn` output, round reports)."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 MAX_JUDGED_CAPTION = 500  # characters; longer is not a caption

@@ -317,12 +317,29 @@ async def serve(settings: Settings, role: Role, *, stop: asyncio.Event | None = 
         except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
             pass
     stack = await Stack.open(settings, role, **open_kwargs)
+    learner = _start_learner(stack, stop) if role == "all" and settings.learn_in_run else None
     try:
         await stop.wait()
         log.info("stopping (finishing the batch in flight)")
+        if learner is not None:
+            await learner  # returns at once; a round in progress is given up (its thread ends on its own)
     finally:
+        if learner is not None and not learner.done():
+            learner.cancel()
         await stack.close()
     log.info("stopped")
+
+
+def _start_learner(stack: Stack, stop: asyncio.Event) -> asyncio.Task[bool]:
+    """CAPTIONBOT_LEARN_IN_RUN: learning rounds in this process too; each round runs in a thread
+    (asyncio.to_thread), so the bots and the worker keep answering meanwhile."""
+    from captionbot.service import LearningService
+    from training.learning.round import run_round  # torch: only when asked for
+    from training.learning.schedule import learner_loop
+
+    service = LearningService(stack.settings, stack.session_factory, stack.image_store)
+    log.info("learning rounds run in this process too (CAPTIONBOT_LEARN_IN_RUN)")
+    return asyncio.create_task(learner_loop(stack.settings, service, run_round=run_round, stop=stop))
 
 
 def configure_logging(level: str) -> None:
