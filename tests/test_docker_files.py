@@ -23,7 +23,7 @@ from captionbot.settings import Settings, settings_table_markdown
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
 DOCKERFILES = {name: DOCKER / f"{name}.Dockerfile" for name in ("bot", "worker-cpu", "worker-cuda")}
-CAPTIONBOT_SERVICES = ("migrate", "bot", "worker")
+CAPTIONBOT_SERVICES = ("migrate", "bot", "worker", "learner")
 # ${...} variables of the compose files that are compose knobs, not captionbot settings.
 COMPOSE_KNOBS = {"POSTGRES_PASSWORD", "IMAGE_TAG", "WORKER_REPLICAS", "MODELS_DIR"}
 TORCH_EXTRAS = {"model", "train", "efficientnet", "all"}
@@ -485,6 +485,23 @@ def test_compose_services(compose: dict[str, Any]) -> None:
         assert _condition(services[name], "redis") == "service_healthy", name
     assert services["bot"]["command"] == ["bot"]
     assert services["worker"]["command"] == ["worker"]
+
+
+def test_learner_runs_the_worker_image(compose: dict[str, Any], compose_gpu: dict[str, Any]) -> None:
+    services = compose["services"]
+    learner, worker = services["learner"], services["worker"]
+    assert learner["command"] == ["learner"]
+    assert learner["image"] == worker["image"] and learner["build"] == worker["build"]
+    assert _condition(learner, "migrate") == "service_completed_successfully"
+    assert learner["environment"]["CAPTIONBOT_DATABASE_URL"] == worker["environment"]["CAPTIONBOT_DATABASE_URL"]
+    assert learner["environment"]["CAPTIONBOT_DATA_DIR"] == worker["environment"]["CAPTIONBOT_DATA_DIR"]
+    # Candidates are written under the data dir: the workers must see the same volume to load them.
+    assert "captionbot-data:/data" in learner["volumes"] and "captionbot-data:/data" in worker["volumes"]
+    assert learner["healthcheck"]["disable"] is True, "no metrics port to ask"
+    assert "container_name" not in learner
+    gpu = compose_gpu["services"]["learner"]
+    assert gpu["image"] == compose_gpu["services"]["worker"]["image"]
+    assert gpu["environment"]["CAPTIONBOT_DEVICE"] == "cuda"
 
 
 def test_compose_images_build_from_the_dockerfiles(compose: dict[str, Any]) -> None:
