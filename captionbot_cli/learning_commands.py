@@ -50,6 +50,8 @@ def learn(
     need_model_extra()
     from captionbot.service.learning_results import RoundBusyError
     from captionbot.settings import Settings
+    from captioner.checkpoint import CheckpointError
+    from training.datasets import DatasetError
     from training.learning.round import RoundOutcome, run_round
     from training.learning.schedule import call_round
 
@@ -64,6 +66,8 @@ def learn(
     except RoundBusyError as exc:
         typer.echo(f"another round is running since {exc.started_at:%Y-%m-%d %H:%M} UTC on {exc.holder}; try later")
         raise typer.Exit(BUSY_EXIT) from None
+    except (DatasetError, CheckpointError, OSError) as exc:  # a setting points at something unusable
+        raise fail(f"the learning round failed and was recorded as failed: {exc}") from None
     typer.echo(outcome.report)
 
 

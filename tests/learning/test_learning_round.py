@@ -67,6 +67,13 @@ async def test_a_round_teaches_a_new_word_that_the_running_worker_then_says(back
         assert await stack.worker.models.reload_if_promoted_changed(wait=True)
         assert "zebra" not in await caption_of(stack, recorder, photo(True, 201))
 
+        # A person who forgets themselves takes the cached grids of their photos with them.
+        cache = list((tmp_path / "learning" / "features").glob("*/*.npy"))
+        await stack.service.forget(platform="telegram", platform_user_id="sender0")
+        again = await run_round(settings, service, progress=False)
+        left = list((tmp_path / "learning" / "features").glob("*/*.npy"))
+        assert again.record.counts["cached photos deleted"] == len(cache) - len(left) == 16
+
 
 async def test_the_gate_keeps_a_worse_candidate_out(backend: Any, tmp_path: Path) -> None:
     settings = settings_for(tmp_path, backend, learn_lr=50.0)  # a learning rate that wrecks the model

@@ -109,3 +109,20 @@ def add_dataset_photos(
     keys = [str(p.resolve()) for p in paths]
     rows = [i for i, k in enumerate(keys) if k in wanted]
     bank.add([keys[i] for i in rows], np.asarray(cache.grids[rows]))
+
+
+def prune_feedback_cache(cache_dir: Path, keep: set[str]) -> int:
+    """Delete cached grids of feedback photos that may no longer be used (forgotten, purged, opted
+    out): a grid is derived from a person's photo and goes when the photo does. -> files removed."""
+    removed = 0
+    if not cache_dir.is_dir():
+        return 0
+    for folder in cache_dir.iterdir():
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for f in folder.glob("*.npy"):
+            sha = f.name.split(".", 1)[0]
+            if len(sha) == 64 and sha not in keep:
+                f.unlink(missing_ok=True)
+                removed += 1
+    return removed

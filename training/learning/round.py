@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from captionbot.service.learning_results import LeaseLostError, RoundRecord
 from training.learning.candidate import Trained, train_candidate
 from training.learning.hygiene import Screened, screen
+from training.learning.photo_features import prune_feedback_cache
 from training.learning.policy import Policy
 from training.learning.round_report import format_report
 from training.learning.targets import choose_fixed_photos
@@ -47,6 +48,8 @@ async def run_round(
     beat = asyncio.create_task(_heartbeat(service, lease.round_id, settings.learn_lease_s / 4, stop))
     try:
         items = await service.usable_feedback()
+        # Grids of photos that left the usable feedback (forget, opt-out, retention) go now too.
+        pruned = prune_feedback_cache(settings.learning_dir / "features", {i.image_sha256 for i in items})
         screened = screen(items, policy)
         fixed_photos = lease.fixed_photos
         if not fixed_photos and not settings.learn_fixed_set:
@@ -59,7 +62,7 @@ async def run_round(
             trained = await asyncio.to_thread(
                 train_candidate, settings, policy, lease, screened, fixed_photos, stop=stop, progress=progress
             )
-        trained.counts = _counts(items, screened) | trained.counts
+        trained.counts = _counts(items, screened) | trained.counts | {"cached photos deleted": pruned}
         trained.metrics["minutes"] = round((time.perf_counter() - started) / 60, 2)
         record = await service.finish_round(
             lease.round_id,
