@@ -150,3 +150,55 @@ async def test_two_rounds_at_once_one_is_refused(backend: Any, tmp_path: Path) -
         done = [r for r in results if not isinstance(r, BaseException)]
         assert len(busy) == 1 and len(done) == 1, results
         assert [r.number for r in await first.rounds()] == [1]
+
+
+async def test_a_round_killed_half_way_leaves_nothing_half_done(backend: Any, tmp_path: Path) -> None:
+    import os
+    import signal
+    import sys
+    from datetime import timedelta
+
+    from captionbot.storage.models import utcnow
+    from tests.tiny_model import child_env
+
+    settings = settings_for(tmp_path, backend, learn_epochs=20)
+    recorder = DeliveryRecorder()
+    async with open_pipeline(settings, recorder=recorder) as stack:
+        await teach(stack, await captioned(stack, recorder, n=24))
+        env = child_env(
+            tmp_path,
+            backend,
+            CAPTIONBOT_LEARN_EPOCHS="100000",
+            CAPTIONBOT_LEARN_LR="0.01",
+            CAPTIONBOT_LEARN_HOLDOUT_FRACTION="0.2",
+            CAPTIONBOT_LEARN_LEASE_S="60",
+        )
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "captionbot_cli",
+            "learn",
+            env=env,
+            cwd=os.getcwd(),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert proc.stderr is not None
+        seen = b""
+        async with asyncio.timeout(120):
+            while b"fine-tuning" not in seen:  # the round is training: kill it there
+                chunk = await proc.stderr.read(4096)
+                assert chunk, seen.decode(errors="replace")[-2000:]
+                seen += chunk
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+
+        service = learning_service(stack, settings)
+        assert [(r.number, r.status) for r in await service.rounds()] == [(1, "running")]
+        # Later (the dead round's heartbeat is older than the lease), the next round takes over cleanly.
+        later = learning_service(stack, settings, now=lambda: utcnow() + timedelta(minutes=10))
+        outcome = await run_round(settings, later, progress=False)
+        assert outcome.record.number == 2 and outcome.promoted, outcome.report
+        assert [(r.number, r.status) for r in await service.rounds()] == [(2, "promoted"), (1, "abandoned")]
+        names = {v.name for v in await service.model_versions()}
+        assert "learned-r1" not in names and "learned-r2" in names
