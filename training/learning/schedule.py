@@ -15,11 +15,10 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from captionbot.service.learning_results import RoundBusyError
-from captionbot.storage.models import utcnow
 
 if TYPE_CHECKING:
     from captionbot.service.learning import LearningService
@@ -101,7 +100,7 @@ async def learner_loop(
     *,
     run_round: RunRound,
     stop: asyncio.Event,
-    now: Callable[[], datetime] = utcnow,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
     pause: Pause | None = None,
     holder: str | None = None,
 ) -> bool:
