@@ -229,6 +229,7 @@ async def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
             t0 = time.perf_counter()
             counts = await send(
                 stack,
+                answers,
                 [paths[n] for n in batch],
                 Crowd(400, seed=r),
                 refs,

@@ -51,7 +51,9 @@ def main() -> None:
     args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     (args.out.parent / "held_back.json").write_text(json.dumps(held, indent=1))
     train = sum(r["split"] == "train" for r in rows)
-    print(f"{args.out}: {train} train photos; held back {len(held['concept'])} bicycle and {len(held['general'])} other")
+    print(
+        f"{args.out}: {train} train photos; held back {len(held['concept'])} bicycle and {len(held['general'])} other"
+    )
 
 
 if __name__ == "__main__":
