@@ -52,6 +52,7 @@ async def test_a_round_teaches_a_new_word_that_the_running_worker_then_says(back
 
         assert outcome.promoted, outcome.report
         assert "zebra" in outcome.report and "decision: promoted" in outcome.report
+        assert (tmp_path / "learning" / "reports" / "round-1.txt").read_text().strip() == outcome.report
         _, vocab, payload = load_checkpoint(tmp_path / "learning" / "models" / "round-1.pt")
         assert vocab.id_of("zebra") is not None and "zebra" in payload["extra"]["learned_words"]
         assert (await service.promoted_model()).name == "learned-r1"  # type: ignore[union-attr]

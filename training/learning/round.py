@@ -82,7 +82,12 @@ async def run_round(
         beat.cancel()
         with contextlib.suppress(asyncio.CancelledError, LeaseLostError):
             await beat
-    return RoundOutcome(record, format_report(record, lease, screened, trained.words), record.status == "promoted")
+    report = format_report(record, lease, screened, trained.words)
+    # The learner process logs one line per round; the whole report is kept beside the checkpoints.
+    reports = settings.learning_dir / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / f"round-{record.number}.txt").write_text(report + "\n", encoding="utf-8")
+    return RoundOutcome(record, report, record.status == "promoted")
 
 
 async def _heartbeat(service: LearningService, round_id: int, every_s: float, stop: threading.Event) -> None:
