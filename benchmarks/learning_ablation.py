@@ -1,12 +1,15 @@
-"""What the bad ratings add: the same round's fine-tuning with and without the unlikelihood term.
+"""What each part of a round is worth: replay alone, and the bad ratings' unlikelihood term.
 
-    .venv/bin/python -m benchmarks.learning_unlikelihood --run runs/learning/learn
+    .venv/bin/python -m benchmarks.learning_ablation --run runs/learning/learn
 
-Reads the feedback a finished `benchmarks/learning.py` run left in its database, and trains two
-candidates from the base model on it (the round's own code, `train_candidate`), one with
-``learn_bad_weight`` 0 and one with the default. Both are scored on the test split (CIDEr-D, bicycle
-photos named) and on the held-out feedback photos people rated bad: how often the candidate says
-again a content word that was in the bad caption and in none of the photo's references.
+- replay only: the base model fine-tuned as ``--rounds`` rounds would, on the replay data alone
+  (no feedback): how much of a round's gain is just more training;
+- with and without unlikelihood: the feedback a finished `benchmarks/learning.py` run left in its
+  database, one candidate from the base model on all of it (the round's own code,
+  `train_candidate`), ``learn_bad_weight`` 0 against the default. Both are scored on the test split
+  (CIDEr-D, bicycle photos named) and on the held-out feedback photos people rated bad: how often
+  the candidate says again a content word that was in the bad caption and in none of the photo's
+  references.
 """
 
 from __future__ import annotations
@@ -64,11 +67,49 @@ def repeats(ckpt: Path, items: list[Any], refs: dict[str, list[str]]) -> dict[st
     return {"held-out bad photos": len(bad), "repeat a wrong word": hits / max(len(bad), 1)}
 
 
+def replay_only(settings: Any, base: Path, rounds: int, out: Path) -> Path:
+    """The base model after ``rounds`` rounds' worth of fine-tuning on replay data alone."""
+    from captioner.checkpoint import load_checkpoint, save_checkpoint
+    from training.datasets import load_dataset
+    from training.learning import targets
+    from training.learning.hygiene import Screened
+    from training.learning.photo_features import GridBank, add_dataset_photos
+    from training.learning.policy import Policy
+    from training.learning.tuning import fine_tune
+
+    model, vocab, payload = load_checkpoint(base)
+    policy = Policy.from_settings(settings)
+    dataset = load_dataset(settings.learn_replay_data)
+    for r in range(1, rounds + 1):
+        data = targets.build(
+            Screened([]),
+            vocab,
+            policy,
+            max_len=model.cfg.max_len,
+            fixed_photos=[],
+            replay=dataset,
+            fixed_dataset=None,
+            seed=r,
+        )
+        bank = GridBank()
+        add_dataset_photos(
+            bank,
+            model,
+            targets.dataset_paths(dataset),
+            {e.key for e in data.examples},
+            settings.learning_dir / "features",
+        )
+        fine_tune(model, vocab, bank, data.examples, policy)
+    return save_checkpoint(out, model, vocab, extra={"version": "replay-only"})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, default=RUNS / "learn")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--replay", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     from captionbot.service.learning_results import RoundLease
     from captionbot.settings import Settings
@@ -84,7 +125,7 @@ def main() -> None:
     refs = {hashlib.sha256(im.path.read_bytes()).hexdigest(): im.captions for im in flickr.images}
     scorer = Scorer(base, RUNS / "base.jsonl")
     results: dict[str, Any] = {"base": scorer.score(base)}
-    for weight in (0.0, 0.5):
+    for weight in (None, 0.0, 0.5):
         out = args.run / f"ablation-bad{weight}"
         settings = Settings(
             data_dir=out,
@@ -99,6 +140,11 @@ def main() -> None:
         settings.learning_dir.mkdir(parents=True, exist_ok=True)
         if not (settings.learning_dir / "features").exists():
             (settings.learning_dir / "features").symlink_to((RUNS / "features").resolve())
+        if weight is None:
+            ckpt = replay_only(settings, base, args.rounds, out / "replay-only.pt")
+            results["replay only"] = scorer.score(ckpt)
+            print(json.dumps(results, indent=1), flush=True)
+            continue
         policy = Policy.from_settings(settings)
         now = datetime.now(UTC)
         lease = RoundLease(0, 1, now, now, None, [])
@@ -107,7 +153,7 @@ def main() -> None:
         ckpt = Path(trained.candidate.path)
         results[f"bad weight {weight}"] = scorer.score(ckpt) | repeats(ckpt, items, refs)
         print(json.dumps(results, indent=1), flush=True)
-    (args.run / "unlikelihood.json").write_text(json.dumps(results, indent=1))
+    (args.run / "ablation.json").write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
