@@ -130,7 +130,7 @@ class Settings(BaseSettings):
         description="Dataset replayed in every round so the model keeps what it knew (Flickr8k folder, .json or "
         ".jsonl); unset = feedback accepted in earlier rounds.",
     )
-    learn_replay_photos: int = Field(2000, ge=0, description="Photos of the replay data mixed into each round.")
+    learn_replay_photos: int = Field(1000, ge=0, description="Photos of the replay data mixed into each round.")
     learn_fixed_set: str | None = Field(
         None,
         description="Dataset whose dev split every candidate is scored on; unset = a frozen sample of feedback "
@@ -162,7 +162,10 @@ class Settings(BaseSettings):
     learn_bad_weight: float = Field(
         0.5, ge=0, description="Weight of the unlikelihood term that pushes away from captions rated bad."
     )
-    learn_epochs: int = Field(2, ge=1, description="Passes over a round's training set.")
+    learn_epochs: int = Field(3, ge=1, description="Passes over a round's training set.")
+    learn_feedback_repeats: int = Field(
+        4, ge=1, description="Times each new feedback example is shown per pass (replay data once)."
+    )
     learn_lr: float = Field(3e-4, gt=0, description="Learning rate of a round's fine-tuning.")
     learn_lease_s: float = Field(
         900.0, gt=0, description="A round silent for this long (seconds) is taken as dead and its lease freed."

@@ -38,12 +38,12 @@ def test_a_correction_becomes_more_likely_and_a_bad_caption_less() -> None:
 
 def test_the_gate_wants_better_feedback_and_a_kept_fixed_set() -> None:
     base = Scores(fixed_cider=0.50, slice_logp=-3.0, slice_cider=0.2)
-    assert decide(base, Scores(0.499, -2.5, 0.3), tolerance=0.005, slice_photos=50)[0]
-    assert not decide(base, Scores(0.49, -2.5, 0.3), tolerance=0.005, slice_photos=50)[0]  # fixed set fell 0.01
-    assert not decide(base, Scores(0.52, -3.1, 0.2), tolerance=0.005, slice_photos=50)[0]  # feedback not better
-    assert decide(base, Scores(0.50, -3.1, 0.25), tolerance=0.005, slice_photos=50)[0]  # CIDEr-D up on 50 photos
-    assert not decide(base, Scores(0.50, -3.1, 0.25), tolerance=0.005, slice_photos=5)[0]  # ...not on 5
-    assert not decide(Scores(0.5, None, None), Scores(0.6, None, None), tolerance=0.005, slice_photos=0)[0]
+    assert decide(base, Scores(0.499, -3.5, 0.3), tolerance=0.005)[0]  # says better captions, though surer
+    assert not decide(base, Scores(0.49, -2.5, 0.3), tolerance=0.005)[0]  # fixed set fell 0.01
+    assert not decide(base, Scores(0.52, -2.5, 0.19), tolerance=0.005)[0]  # its captions of the slice are worse
+    assert decide(Scores(0.5, -3.0, 0.0), Scores(0.5, -2.9, 0.0), tolerance=0.005)[0]  # a tie: likelihood decides
+    assert not decide(Scores(0.5, -3.0, 0.0), Scores(0.5, -3.1, 0.0), tolerance=0.005)[0]
+    assert not decide(Scores(0.5, None, None), Scores(0.6, None, None), tolerance=0.005)[0]
 
 
 def test_a_photo_keeps_its_role() -> None:

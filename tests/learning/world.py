@@ -17,6 +17,7 @@ PLACES = ["grass", "sand", "road", "hill", "field", "snow"]
 # Fast, decisive fine-tuning for a 16-wide model (a real model uses the defaults).
 ROUND_SETTINGS: dict[str, Any] = {
     "learn_epochs": 60,
+    "learn_feedback_repeats": 1,
     "learn_lr": 1e-2,
     "learn_holdout_fraction": 0.2,
     "learn_lease_s": 60.0,
@@ -46,16 +47,18 @@ class World:
     blue: list[int] = field(default_factory=list)
 
 
-async def captioned(stack: Any, recorder: DeliveryRecorder, n: int = 48) -> World:
-    """``n`` red and ``n`` blue photos, sent by six people, captioned by the serving model."""
+async def captioned(stack: Any, recorder: DeliveryRecorder, n: int = 48, first: int = 0) -> World:
+    """``n`` red and ``n`` blue photos (numbers ``first``..), sent by six people, captioned by the
+    serving model."""
     world = World()
     sent = {}
-    for i in range(n):
+    already = len(recorder.deliveries)
+    for i in range(first, first + n):
         for red in (True, False):
             out = await submit(stack, photo(red, i), user=f"sender{i % 6}", chat=f"chat{i % 6}")
             sent[out.request_id] = red
-    await recorder.wait_for(2 * n, within=60)
-    for d in recorder.deliveries:
+    await recorder.wait_for(already + 2 * n, within=60)
+    for d in recorder.deliveries[already:]:
         assert d.ok and d.caption_id is not None
         (world.red if sent[d.request_id] else world.blue).append(d.caption_id)
     return world

@@ -78,10 +78,11 @@ def train_candidate(
         wanted = {e.key for e in data.examples if e.source == "replay"} | set(data.fixed.refs)
         add_dataset_photos(bank, base, targets.dataset_paths(ds), wanted, cache, device=device)
 
-    before = gate.score(base, base_vocab, bank, data.fixed, data.slice, device=device)
+    new_words = frozenset(w.word for w in words)
+    before = gate.score(base, base_vocab, bank, data.fixed, data.slice, device=device, new_words=new_words)
     tuned = fine_tune(model, vocab, bank, data.examples, policy, device=device, progress=progress, stop=stop)
-    after = gate.score(model, vocab, bank, data.fixed, data.slice, device=device)
-    promote, decision = gate.decide(before, after, tolerance=policy.cider_tolerance, slice_photos=len(data.slice))
+    after = gate.score(model, vocab, bank, data.fixed, data.slice, device=device, new_words=new_words)
+    promote, decision = gate.decide(before, after, tolerance=policy.cider_tolerance)
 
     learned = dict(extra.get("learned_words") or {}) | {w.word: w.donor for w in words}
     name = f"learned-r{lease.number}"

@@ -23,7 +23,7 @@ import torch
 from captioner.model import Captioner
 from captioner.vocab import SPECIALS, UNK, Vocabulary
 from captioner.vocab_expansion import expand_vocabulary
-from training.learning.hygiene import Screened
+from training.learning.hygiene import FUNCTION_WORDS, Screened
 
 NEW_WORD_BIAS = -2.0  # new rows start ~7x less likely than their donor
 
@@ -53,14 +53,26 @@ def candidate_words(
             if _is_new(word, vocab, restricted) and word.replace("-", "").isalpha() and 2 <= len(word) <= 20:
                 voices[word].add(screened.voice(t))
         for new, old in aligned_pairs(t.caption_tokens, t.tokens):
-            if _is_new(new, vocab, restricted) and vocab.id_of(old) is not None and old not in restricted:
+            if (
+                _is_new(new, vocab, restricted)
+                and vocab.id_of(old) is not None
+                and old not in restricted | FUNCTION_WORDS
+            ):
                 donors[new][old] += 1
     words = [
-        NewWord(w, donors[w].most_common(1)[0][0] if donors[w] else UNK, len(v))
-        for w, v in voices.items()
-        if len(v) >= min_people and w not in blocklist
+        NewWord(w, _donor(donors[w]), len(v)) for w, v in voices.items() if len(v) >= min_people and w not in blocklist
     ]
     return sorted(words, key=lambda n: (-n.people, n.word))
+
+
+def _donor(aligned: Counter[str]) -> str:
+    """The word most often replaced by the new one, when that happened at least twice; else <unk>
+    (one alignment is as likely a misaligned caption as a synonym)."""
+    if aligned:
+        word, n = aligned.most_common(1)[0]
+        if n >= 2:
+            return word
+    return UNK
 
 
 def _is_new(word: str, vocab: Vocabulary, restricted: set[str]) -> bool:

@@ -21,10 +21,11 @@ class Policy:
     holdout_fraction: float = 0.1
     fixed_fraction: float = 0.05  # share of feedback photos reserved as the frozen fixed set (no benchmark)
     fixed_max_photos: int = 300
-    epochs: int = 2
+    epochs: int = 3
+    feedback_repeats: int = 4
     lr: float = 3e-4
     batch_size: int = 64
-    replay_photos: int = 2000
+    replay_photos: int = 1000
     cider_tolerance: float = 0.005
     seed: int = 0
 
@@ -41,6 +42,7 @@ class Policy:
             bad_weight=settings.learn_bad_weight,
             holdout_fraction=settings.learn_holdout_fraction,
             epochs=settings.learn_epochs,
+            feedback_repeats=settings.learn_feedback_repeats,
             lr=settings.learn_lr,
             replay_photos=settings.learn_replay_photos,
             cider_tolerance=settings.learn_cider_tolerance,

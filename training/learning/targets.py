@@ -104,8 +104,10 @@ def build(
                 continue
             examples.append(Example(t.photo, ids, t.weight, negative=True))
         else:
-            # Earlier feedback comes back as replay at half weight; new feedback is what the round is for.
-            examples.append(Example(t.photo, ids, t.weight if t.new else 0.5 * t.weight))
+            # Earlier feedback comes back as replay at half weight; new feedback is what the round is for,
+            # shown ``feedback_repeats`` times so a few hundred items are not lost among the replay.
+            repeats = policy.feedback_repeats if t.new else 1
+            examples.extend([Example(t.photo, ids, t.weight if t.new else 0.5 * t.weight)] * repeats)
         counts[f"train {t.kind}" + ("" if t.new else " (earlier)")] += 1
     rng = random.Random(seed)
     if replay is not None and policy.replay_photos:
@@ -116,7 +118,10 @@ def build(
                 Example(str(im.path.resolve()), tuple(vocab.encode(caption, max_len)), 1.0, source="replay")
             )
         counts["train replay"] = min(policy.replay_photos, len(pool))
-    slice_set = EvalSet("feedback slice", {p: r for p, r in positives_of.items() if roles[p] == "holdout"})
+    # The slice is judged on what people wrote themselves: a caption rated good was written by the
+    # serving model, and would favour it over any candidate.
+    corrected = positive_refs([t for t in texts if t.kind == "correction"])
+    slice_set = EvalSet("feedback slice", {p: r for p, r in corrected.items() if roles[p] == "holdout"})
     if fixed_dataset is not None:
         fixed = EvalSet("fixed set (dev)", {str(im.path.resolve()): im.captions for im in fixed_dataset.split("dev")})
     else:

@@ -44,7 +44,8 @@ def content_mask(vocab: Vocabulary) -> torch.Tensor:
 def batch_loss(
     model: Captioner, bank: GridBank, batch: list[Example], content: torch.Tensor, bad_weight: float, device: str
 ) -> torch.Tensor:
-    """Weighted mean NLL of the positive examples + bad_weight x mean unlikelihood of the negative ones."""
+    """(Weighted NLL of the positive examples' words + bad_weight x unlikelihood of the negative ones'
+    content words) / their total weight."""
     caps, lengths, order = pad_batch([list(e.ids) for e in batch])
     ordered = [batch[int(i)] for i in order]
     grid = bank.grid([e.key for e in ordered]).to(device)  # (B, P, C)
@@ -55,15 +56,15 @@ def batch_loss(
     real = targets != 0
     weight = torch.tensor([e.weight for e in ordered], device=device)
     negative = torch.tensor([e.negative for e in ordered], device=device)
-    loss = logits.new_zeros(())
-    pos_w = (real & ~negative[:, None]).float() * weight[:, None]
-    if pos_w.sum() > 0:
-        loss = loss - (logp * pos_w).sum() / pos_w.sum()
-    neg_tokens = real & negative[:, None] & content.to(device)[targets]
-    if bad_weight > 0 and neg_tokens.any():
+    pos_w = (real & ~negative[:, None]).float() * weight[:, None]  # (B, T-1)
+    neg_w = (real & negative[:, None] & content.to(device)[targets]).float() * weight[:, None]
+    # One denominator for both terms: a token of a bad caption weighs what a token of a good one does,
+    # so a few bad captions in a batch cannot outweigh everything else in it.
+    total = (pos_w.sum() + neg_w.sum()).clamp(min=1e-6)
+    loss = -(logp * pos_w).sum() / total
+    if bad_weight > 0 and neg_w.sum() > 0:
         p = logp.exp().clamp(max=1 - 1e-6)
-        neg_w = neg_tokens.float() * weight[:, None]
-        loss = loss + bad_weight * (-(torch.log1p(-p) * neg_w).sum() / neg_w.sum())
+        loss = loss - bad_weight * (torch.log1p(-p) * neg_w).sum() / total
     return loss
 
 
