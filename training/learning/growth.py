@@ -80,12 +80,20 @@ def _is_new(word: str, vocab: Vocabulary, restricted: set[str]) -> bool:
 
 
 def aligned_pairs(caption: tuple[str, ...], correction: tuple[str, ...]) -> list[tuple[str, str]]:
-    """(new word, the caption word it replaced) for one-for-one substitutions."""
+    """(new word, the caption word it replaced) for each word a correction put in place of caption
+    words: one for one where the replaced spans are equally long, else each new word against the
+    replaced span's last content word ("riding a motorcycle" -> "on a bike": bike <- motorcycle)."""
     pairs: list[tuple[str, str]] = []
     matcher = difflib.SequenceMatcher(a=caption, b=correction, autojunk=False)
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        if op == "replace" and i2 - i1 == j2 - j1:
+        if op != "replace":
+            continue
+        if i2 - i1 == j2 - j1:
             pairs.extend((correction[j], caption[i]) for i, j in zip(range(i1, i2), range(j1, j2), strict=True))
+            continue
+        replaced = [w for w in caption[i1:i2] if w not in FUNCTION_WORDS and w not in correction]
+        if replaced:
+            pairs.extend((correction[j], replaced[-1]) for j in range(j1, j2) if correction[j] not in FUNCTION_WORDS)
     return pairs
 
 
