@@ -131,7 +131,7 @@ def main() -> None:
             data_dir=out,
             model_path=base,
             device="cpu",
-            learn_bad_weight=weight,
+            learn_bad_weight=weight or 0.0,
             learn_epochs=args.epochs,
             learn_lr=args.lr,
             learn_replay_data=str(RUNS / "base.jsonl"),
