@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 from tqdm import tqdm
@@ -14,24 +15,31 @@ from training.data import TrainingData
 from training.metrics import evaluate
 
 
+class GridSource(Protocol):
+    """Anything that hands out (b, P, C) grids for a slice of rows: TrainingData, a round's GridBank."""
+
+    def grid(self, rows: Any) -> torch.Tensor: ...
+
+
 @torch.no_grad()
 def caption_rows(
     model: Captioner,
     vocab: Vocabulary,
-    data: TrainingData,
+    data: GridSource,
     rows,
     *,
     beam_size: int = 3,
     batch_size: int = 100,
     progress: bool = False,
 ) -> list[str]:
-    """Captions (space-separated tokens) for cached-feature rows, decoded in batches."""
+    """Captions (space-separated tokens) for cached-feature rows, decoded in batches on the model's device."""
+    device = next(model.decoder.parameters()).device
     was_training = model.training
     model.eval()
     out: list[str] = []
     starts = range(0, len(rows), batch_size)
     for start in tqdm(starts, desc="captioning", unit="batch", disable=not progress, leave=False):
-        grid = data.grid(rows[start : start + batch_size])
+        grid = data.grid(rows[start : start + batch_size]).to(device)
         if beam_size > 1:
             dec = beam_search(model.decoder, grid, beam_size, model.cfg.max_len)
         else:

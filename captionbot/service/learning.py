@@ -26,6 +26,7 @@ from captionbot.service.learning_results import (
     RoundLease,
     RoundRecord,
     VersionRow,
+    normalised_rating,
 )
 from captionbot.settings import Settings
 from captionbot.storage import learning, model_versions
@@ -52,13 +53,6 @@ def _record(row: LearningRound, base: str | None, candidate: str | None) -> Roun
         metrics=dict(row.metrics or {}),
         decision=row.decision or "",
     )
-
-
-def normalised_rating(rating: int) -> float:
-    """A rating on -1..+1: thumbs as they are; stars 2..5 -> (s-3)/2 (1 is what the bots send for 👍)."""
-    if rating in (-1, 1):
-        return float(rating)
-    return (rating - 3) / 2
 
 
 class LearningService:

@@ -107,6 +107,13 @@ class VersionRow:
     round_decision: str | None
 
 
+def normalised_rating(rating: int) -> float:
+    """A rating on -1..+1: thumbs as they are; stars 2..5 -> (s-3)/2 (1 is what the bots send for 👍)."""
+    if rating in (-1, 1):
+        return float(rating)
+    return (rating - 3) / 2
+
+
 class RoundBusyError(RuntimeError):
     """Another round holds the lease (and its heartbeat is fresh)."""
 
@@ -138,4 +145,5 @@ __all__ = [
     "RoundLease",
     "RoundRecord",
     "VersionRow",
+    "normalised_rating",
 ]

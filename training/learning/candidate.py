@@ -3,6 +3,7 @@ model, score both on the same held-out photos, and save the candidate's checkpoi
 
 from __future__ import annotations
 
+import copy
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,7 @@ def train_candidate(
     device = str(pick_device(settings.device))
     base_path = Path(lease.base_model.path) if lease.base_model else (settings.model_path or DEFAULT_CHECKPOINT)
     base, base_vocab, payload = load_checkpoint(base_path, map_location=device)
-    model, vocab, _ = load_checkpoint(base_path, map_location=device)
+    model, vocab = copy.deepcopy(base), base_vocab  # grown in place below; ``base`` is scored as it is
     extra = dict(payload.get("extra") or {})
     restricted = set(extra.get("expanded_words") or {})
     words = growth.candidate_words(
@@ -74,8 +75,8 @@ def train_candidate(
     cache = settings.learning_dir / "features"
     bank = GridBank()
     add_feedback_photos(bank, base, data.feedback_photos, cache, device=device, progress=progress)
+    wanted = {e.key for e in data.examples if e.source == "replay"} | set(data.fixed.refs)
     for ds in {id(d): d for d in (replay, fixed_ds) if d is not None}.values():
-        wanted = {e.key for e in data.examples if e.source == "replay"} | set(data.fixed.refs)
         add_dataset_photos(bank, base, targets.dataset_paths(ds), wanted, cache, device=device)
 
     new_words = frozenset(w.word for w in words)

@@ -14,14 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-from captioner.decoding import greedy
 from captioner.model import Captioner
 from captioner.vocab import UNK_ID, Vocabulary
-from training.data import pad_batch
+from training.evaluate import caption_rows
 from training.learning.photo_features import GridBank
 from training.learning.targets import EvalSet
+from training.learning.tuning import token_logp
 from training.metrics import evaluate
 
 
@@ -39,23 +38,11 @@ class Scores:
         }
 
 
-@torch.no_grad()
-def captions(
-    model: Captioner, vocab: Vocabulary, bank: GridBank, keys: list[str], *, device: str, batch: int = 100
-) -> list[str]:
-    model.eval()
-    out: list[str] = []
-    for s in range(0, len(keys), batch):
-        dec = greedy(model.decoder, bank.grid(keys[s : s + batch]).to(device), model.cfg.max_len)
-        out.extend(vocab.decode(seq.tolist()) for seq in dec.tokens)
-    return out
-
-
 def cider(model: Captioner, vocab: Vocabulary, bank: GridBank, refs: EvalSet, *, device: str) -> float | None:
     if not refs.refs:
         return None
     keys = list(refs.refs)
-    cands = dict(zip(keys, captions(model, vocab, bank, keys, device=device), strict=True))
+    cands = dict(zip(keys, caption_rows(model, vocab, bank, keys, beam_size=1), strict=True))
     return float(evaluate(cands, refs.refs, meteor=False)["CIDEr-D"])
 
 
@@ -81,11 +68,7 @@ def mean_logp(
     total, words = 0.0, 0
     for s in range(0, len(pairs), 128):
         chunk = pairs[s : s + 128]
-        caps, lengths, order = pad_batch([ids for _, ids in chunk])
-        grid = bank.grid([chunk[int(i)][0] for i in order]).to(device)
-        logits, _ = model.decoder(grid, caps.to(device), lengths.to(device))
-        targets = caps[:, 1 : logits.shape[1] + 1].to(device)
-        logp = F.log_softmax(logits.float(), dim=-1).gather(2, targets.unsqueeze(2)).squeeze(2)
+        logp, targets, _ = token_logp(model, bank, [k for k, _ in chunk], [ids for _, ids in chunk], device)
         real = (targets != 0) & ~torch.isin(targets, skip_ids)
         total += float(logp[real].sum())
         words += int(real.sum())

@@ -73,14 +73,13 @@ def add_feedback_photos(
     folder = cache_dir / encoder_tag(model)
     folder.mkdir(parents=True, exist_ok=True)
     missing = [sha for sha in paths if not (folder / f"{sha}.npy").is_file()]
-    encoder = model.encoder.to(device).eval()
+    model.to(device).eval()
     for start in tqdm(
         range(0, len(missing), batch), desc="feedback photo features", unit="batch", disable=not progress
     ):
         chunk = missing[start : start + batch]
         x = to_batch([open_photo(Path(paths[s])) for s in chunk], model.cfg.encoder, model.cfg.image_size)
-        fmap = encoder(x.to(device))  # (b, C, h, w)
-        grids = fmap.flatten(2).transpose(1, 2).float().cpu().numpy().astype(np.float16)  # (b, P, C)
+        grids = model.encode(x.to(device)).float().cpu().numpy().astype(np.float16)  # (b, P, C)
         for sha, g in zip(chunk, grids, strict=True):
             tmp = folder / f"{sha}.partial.npy"
             np.save(tmp, g)

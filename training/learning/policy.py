@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from captionbot.service.learning_results import normalised_rating
 from captionbot.settings import Settings
 
 
@@ -50,9 +51,8 @@ class Policy:
 
 
 def rating_kind(rating: int | None) -> str | None:
-    """ "good", "bad" or None for a stored rating: thumbs -1/+1 (the bots send these) or stars 2..5."""
-    if rating is None or rating == 3:
+    """ "good", "bad" or None for a stored rating: the sign of its place on the one rating scale."""
+    if rating is None:
         return None
-    if rating in (1, 4, 5):
-        return "good"
-    return "bad"
+    score = normalised_rating(rating)
+    return "good" if score > 0 else "bad" if score < 0 else None

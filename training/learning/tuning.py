@@ -41,18 +41,28 @@ def content_mask(vocab: Vocabulary) -> torch.Tensor:
     return mask
 
 
+def token_logp(
+    model: Captioner, bank: GridBank, keys: list[str], seqs: list[list[int]], device: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Teacher-forced log-probability of every word of ``seqs`` (each <start> .. <end>) on the grids of
+    ``keys`` -> (logp (B, T-1), targets (B, T-1), order (B,)): rows sorted longest first, row i is
+    ``seqs[order[i]]``; padding targets are 0."""
+    caps, lengths, order = pad_batch(seqs)
+    grid = bank.grid([keys[int(i)] for i in order]).to(device)  # (B, P, C)
+    caps, lengths = caps.to(device), lengths.to(device)
+    logits, _ = model.decoder(grid, caps, lengths)  # (B, T-1, V)
+    targets = caps[:, 1 : logits.shape[1] + 1]  # (B, T-1)
+    logp = F.log_softmax(logits.float(), dim=-1).gather(2, targets.unsqueeze(2)).squeeze(2)  # (B, T-1)
+    return logp, targets, order
+
+
 def batch_loss(
     model: Captioner, bank: GridBank, batch: list[Example], content: torch.Tensor, bad_weight: float, device: str
 ) -> torch.Tensor:
     """(Weighted NLL of the positive examples' words + bad_weight x unlikelihood of the negative ones'
     content words) / their total weight."""
-    caps, lengths, order = pad_batch([list(e.ids) for e in batch])
+    logp, targets, order = token_logp(model, bank, [e.key for e in batch], [list(e.ids) for e in batch], device)
     ordered = [batch[int(i)] for i in order]
-    grid = bank.grid([e.key for e in ordered]).to(device)  # (B, P, C)
-    caps, lengths = caps.to(device), lengths.to(device)
-    logits, _ = model.decoder(grid, caps, lengths)  # (B, T-1, V)
-    targets = caps[:, 1 : logits.shape[1] + 1]  # (B, T-1)
-    logp = F.log_softmax(logits.float(), dim=-1).gather(2, targets.unsqueeze(2)).squeeze(2)  # (B, T-1)
     real = targets != 0
     weight = torch.tensor([e.weight for e in ordered], device=device)
     negative = torch.tensor([e.negative for e in ordered], device=device)
