@@ -173,6 +173,20 @@ async def test_learn_prints_the_round_report(env: dict[str, str], service: Learn
     assert last is not None and last.status != "running"
 
 
+async def test_learn_says_in_one_line_that_a_setting_points_nowhere(
+    env: dict[str, str], service: LearningService, session_factory: Factory, image_store: ImageStore, tmp_path: Path
+) -> None:
+    pytest.importorskip("torch")
+    _, caption = await seed.photo(session_factory, image_store, requester="ann", name="a", caption="a dog on a sofa")
+    await seed.feedback(session_factory, caption, "bob", rating=-1, correction="a cat on a sofa")
+    missing = tmp_path / "no-such-dataset"
+    output = cli(env | {"CAPTIONBOT_LEARN_REPLAY_DATA": str(missing)}, "learn", "--quiet", code=2)
+    assert output.startswith("error: the learning round failed") and str(missing) in output, output
+    assert len(output.strip().splitlines()) == 1 and "Traceback" not in output
+    last = await service.last_round()
+    assert last is not None and last.status == "failed" and "no-such-dataset" in last.decision
+
+
 def test_learner_runs_until_sigterm(env: dict[str, str], tmp_path: Path) -> None:
     """The long-running process: says what it does, checks, and ends cleanly on SIGTERM in one line."""
     pytest.importorskip("torch")
