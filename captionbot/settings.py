@@ -175,6 +175,22 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9108, ge=0, le=65535, description="Port for /metrics and /healthz (0 = off).")
     log_level: LogLevel = Field("INFO", description="Logging level.")
 
+    # --- the web page ----------------------------------------------------------------------------
+    web_port: int = Field(
+        8080, ge=0, le=65535, description="Port of the web page in `captionbot run` and `captionbot web` (0 = off)."
+    )
+    web_host: str = Field("127.0.0.1", description="Address the web page listens on (0.0.0.0 to serve other machines).")
+    web_moderator_password: SecretStr | None = Field(
+        None, description="Password of the moderator's page at /moderate (unset: the page is off)."
+    )
+    web_secret_key: SecretStr | None = Field(
+        None,
+        description="Key that signs the web page's cookies (unset: one is made and kept in data_dir/web-secret.key).",
+    )
+    web_uploads_per_minute: int = Field(
+        20, ge=1, description="Photos one network address may send per minute through the web page, all visitors."
+    )
+
     # --- Telegram --------------------------------------------------------------------------------
     telegram_bot_token: SecretStr | None = _token("telegram_bot_token", "Telegram bot token from @BotFather.")
     telegram_api_base_url: str = Field(

@@ -23,7 +23,9 @@ Life of a photo, as a front end sees it::
 
 The parts: :mod:`~captionbot.service.intake` (photos in), :mod:`~captionbot.service.delivery`
 (answers out, exactly once), :mod:`~captionbot.service.people` (feedback, privacy, stats, chat
-settings); :mod:`~captionbot.service.results` holds the values they return.
+settings), :mod:`~captionbot.service.requests` (a person's own requests, as a page shows them);
+:class:`~captionbot.service.moderation.ModerationService` serves the moderator's page;
+:mod:`~captionbot.service.results` holds the values they return.
 """
 
 from __future__ import annotations
@@ -44,8 +46,17 @@ from captionbot.service.learning_results import (
     RoundRecord,
     VersionRow,
 )
+from captionbot.service.moderation import (
+    FlaggedCaption,
+    ModerationService,
+    PersonActivity,
+    RatingPoint,
+    VersionOverview,
+)
 from captionbot.service.people import MAX_CORRECTION_CHARS, People
+from captionbot.service.requests import Requests
 from captionbot.service.results import (
+    Attention,
     CaptionRecord,
     CorrectionPrompt,
     CorrectionTaken,
@@ -59,13 +70,15 @@ from captionbot.service.results import (
     PlaceholderPoster,
     Rejected,
     RejectReason,
+    RequestView,
     Submitted,
+    TagLabel,
     UnknownCaptionError,
     UserStats,
 )
 
 
-class CaptionService(Intake, Deliveries, People):
+class CaptionService(Intake, Deliveries, People, Requests):
     """Intake, backpressure, delivery, feedback and privacy for every front end.
 
     ``CaptionService(settings, session_factory, image_store, queues, *, clock=, now=,
@@ -75,6 +88,14 @@ class CaptionService(Intake, Deliveries, People):
 
 __all__ = [
     "MAX_CORRECTION_CHARS",
+    "Attention",
+    "FlaggedCaption",
+    "ModerationService",
+    "PersonActivity",
+    "RatingPoint",
+    "RequestView",
+    "TagLabel",
+    "VersionOverview",
     "CandidateModel",
     "CaptionRecord",
     "CaptionService",

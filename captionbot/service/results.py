@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -139,6 +140,57 @@ class CaptionRecord:
 
 
 @dataclass(frozen=True)
+class TagLabel:
+    """One of the image tagger's labels: its own name, the plain word people get, its probability."""
+
+    label: str
+    word: str
+    p: float
+
+
+@dataclass(frozen=True)
+class Attention:
+    """Where the model looked for each word: ``maps[i]`` is a ``side`` x ``side`` grid (row-major,
+    0..1, each scaled to its own maximum) over the photo, for ``words[i]``."""
+
+    side: int
+    words: tuple[str, ...]
+    maps: tuple[tuple[float, ...], ...]
+
+
+RequestState = Literal["queued", "working", "done", "failed"]
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """One request as its requester sees it on a page (see service.requests)."""
+
+    request_id: str
+    state: RequestState
+    queue_position: int | None  # 1 = next; 0 = being captioned now; None once finished
+    created_at: datetime
+    caption_id: int | None  # for rating, correcting and reporting
+    text: str | None  # the caption's words as the model wrote them
+    answer: str | None  # the caption as people are told it, phrased for how sure it is (captionbot.texts)
+    confidence: float | None
+    band: str | None
+    hint: str | None
+    labels: tuple[TagLabel, ...]
+    attention: Attention | None
+    model_version: str | None
+    failure_message: str | None  # for the person, when state == "failed"
+    rating: int | None  # this person's
+    correction: str | None  # this person's
+    flagged: bool  # this person reported the caption
+    image_mime: str
+    photo_kept: bool  # False once retention deleted the photo
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "failed")
+
+
+@dataclass(frozen=True)
 class ModelOverview:
     model: str | None  # the promoted version, else the one that wrote the latest caption
     total_captions: int
@@ -165,6 +217,7 @@ class PhotoUnavailableError(Exception):
 
 
 __all__ = [
+    "Attention",
     "CaptionRecord",
     "CorrectionPrompt",
     "CorrectionTaken",
@@ -178,7 +231,10 @@ __all__ = [
     "PlaceholderPoster",
     "RejectReason",
     "Rejected",
+    "RequestState",
+    "RequestView",
     "Submitted",
+    "TagLabel",
     "UnknownCaptionError",
     "UserStats",
 ]

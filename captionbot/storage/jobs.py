@@ -155,6 +155,7 @@ async def complete_request(
     band: str | None = None,
     hint: str | None = None,
     labels: list[dict[str, Any]] | None = None,
+    attention: dict[str, Any] | None = None,
 ) -> Caption | None:
     """Store the caption and mark the request ``done``; idempotent.
 
@@ -191,6 +192,7 @@ async def complete_request(
         band=band,
         hint=hint,
         labels=labels,
+        attention=attention,
         created_at=now,
     )
     session.add(caption)

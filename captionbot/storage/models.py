@@ -88,6 +88,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 class Platform(StrEnum):
     TELEGRAM = "telegram"
     DISCORD = "discord"
+    WEB = "web"  # the web page (bot.web): a visitor is a user like any other
 
 
 class ChatKind(StrEnum):
@@ -312,6 +313,9 @@ class Caption(Base):
     hint: Mapped[str | None] = mapped_column(String(64))
     # The tagger's top labels: [{"label": "tabby", "word": "cat", "p": 0.71}, ...].
     labels: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # Where the model looked for each word: {"side": 7, "words": [...], "maps": [[0..255 x side*side], ...]}
+    # (each map scaled to its own maximum); None for models without attention.
+    attention: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Decoding parameters, e.g. {"beam_size": 3, "max_len": 20}.
     decoding: Mapped[dict[str, Any]] = mapped_column(default=dict)
     latency_ms: Mapped[int | None] = mapped_column(Integer)
@@ -338,6 +342,8 @@ class Feedback(Base):
     correction: Mapped[str | None] = mapped_column(Text)
     # A moderator's verdict on the correction: None (not reviewed), "approved" or "rejected".
     review: Mapped[str | None] = mapped_column(String(16))
+    # When this person reported the caption as harmful or offensive; a moderator clears it.
+    flagged_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

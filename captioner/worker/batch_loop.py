@@ -27,7 +27,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+import numpy as np
 from PIL import Image as PILImage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -51,6 +53,18 @@ class Captioned:
     result: CaptionResult
     model: LoadedModel
     batch_ms: int
+
+
+def attention_record(result: CaptionResult) -> dict[str, Any] | None:
+    """The caption's per-word attention as stored with it (the web page draws it): each word's map
+    scaled to its own peak and kept as whole numbers 0..255, a few kilobytes per caption."""
+    att = result.attention  # (words, side, side) or None
+    if att is None or not result.tokens or att.shape[0] != len(result.tokens):
+        return None
+    flat = att.reshape(att.shape[0], -1)  # (words, side * side)
+    peak = np.maximum(flat.max(axis=1, keepdims=True), 1e-8)
+    maps = np.rint(flat / peak * 255).astype(int).tolist()
+    return {"side": int(att.shape[-1]), "words": list(result.tokens), "maps": maps}
 
 
 class BatchLoop:
@@ -188,6 +202,7 @@ class BatchLoop:
                 band=result.band,
                 hint=result.hint,
                 labels=result.labels or None,
+                attention=attention_record(result),
             )
             return caption is not None
 
@@ -263,7 +278,7 @@ class BatchLoop:
         t0 = time.perf_counter()
         try:
             results: list[CaptionResult | BaseException] = list(
-                await asyncio.to_thread(model.engine.caption, images, beam_size=beam)
+                await asyncio.to_thread(model.engine.caption, images, beam_size=beam, with_attention=True)
             )
         except Exception:
             if len(images) == 1:
@@ -272,7 +287,7 @@ class BatchLoop:
             results = []
             for image in images:
                 try:
-                    [one] = await asyncio.to_thread(model.engine.caption, [image], beam_size=beam)
+                    [one] = await asyncio.to_thread(model.engine.caption, [image], beam_size=beam, with_attention=True)
                     results.append(one)
                 except Exception as exc:
                     results.append(exc)
