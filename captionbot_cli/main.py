@@ -6,6 +6,8 @@ still runs `captionbot bot` and `captionbot db ...`.
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import typer
 
 from captionbot_cli import captioning, learning_commands, model_commands, training_commands
@@ -70,6 +72,33 @@ def bot() -> None:
     from captionbot_cli.runtime import run_blocking
 
     raise typer.Exit(run_blocking(Settings(), "bot"))
+
+
+@app.command()
+def web(
+    port: Annotated[int | None, typer.Option(help="Port to serve on (default: CAPTIONBOT_WEB_PORT, 8080)")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default: CAPTIONBOT_WEB_HOST)")] = None,
+) -> None:
+    """The web page: describe a photo in the browser, rate it; /moderate for moderators.
+
+    On the embedded default (memory:// queue) the caption worker runs in this process too; with a
+    shared broker (redis://) only the page runs, and workers elsewhere answer."""
+    from captionbot.broker.options import parse_broker_url
+    from captionbot.settings import Settings
+    from captionbot_cli.runtime import run_blocking
+
+    overrides: dict[str, Any] = {}
+    if port is not None:
+        overrides["web_port"] = port
+    if host is not None:
+        overrides["web_host"] = host
+    settings = Settings(**overrides)
+    if settings.web_port == 0:
+        raise typer.BadParameter("the web page needs a port: --port 8080 (CAPTIONBOT_WEB_PORT is 0)")
+    durable = parse_broker_url(settings.broker_url).durable
+    if not durable:
+        need_model_extra()
+    raise typer.Exit(run_blocking(settings, "bot" if durable else "all", only_adapters=["web"]))
 
 
 def main() -> None:  # pragma: no cover

@@ -14,7 +14,8 @@ Roles:
 
 Chat adapters plug in through :func:`register_adapter_factory`. Telegram and Discord are
 pre-registered *by name* (``bot.telegram.app:build`` / ``bot.discord.app:build``) and imported only
-when their token is configured, so a deployment without one never imports its library. A factory is
+when their token is configured, so a deployment without one never imports its library. The web page
+(``captionbot_cli.web_adapter:build``) runs when ``CAPTIONBOT_WEB_PORT`` is not 0 (the default, 8080). A factory is
 called as ``factory(settings, service)`` and returns a :class:`ChatAdapter`: an object with
 ``async start()`` (register its delivery handler with ``service.register_delivery_handler`` there or
 in the factory, then begin receiving updates) and ``async stop()``.
@@ -86,6 +87,7 @@ class _AdapterSpec:
 _ADAPTERS: dict[str, _AdapterSpec] = {
     "telegram": _AdapterSpec("bot.telegram.app:build", lambda s: s.telegram_bot_token is not None),
     "discord": _AdapterSpec("bot.discord.app:build", lambda s: s.discord_bot_token is not None),
+    "web": _AdapterSpec("captionbot_cli.web_adapter:build", lambda s: s.web_port > 0),
 }
 
 
@@ -180,13 +182,15 @@ class Stack:
         *,
         auto_upgrade_sqlite: bool | None = None,
         adapters: bool = True,
+        only_adapters: list[str] | None = None,
         worker_overrides: dict[str, Any] | None = None,
         engine_loader: Callable[[Path], Any] | None = None,
         service_options: dict[str, Any] | None = None,
         before_start: Callable[[Stack], None] | None = None,
     ) -> Stack:
         """Build and start everything ``role`` needs. ``before_start(stack)`` runs after the pieces
-        exist but before any queue is consumed (tests register delivery handlers there)."""
+        exist but before any queue is consumed (tests register delivery handlers there).
+        ``only_adapters``: run just these of the enabled front ends (``captionbot web``: the page)."""
         queues = Queues(settings.broker_url, caption_batch_hint=settings.batch_size)
         if role != "all" and not queues.durable:
             raise StartupError(
@@ -199,7 +203,9 @@ class Stack:
         session_factory = make_session_factory(db)
         stack = cls(settings, role, db, session_factory, ImageStore(settings.photos_dir), queues)
         try:
-            await stack._start(adapters, worker_overrides or {}, engine_loader, service_options or {}, before_start)
+            await stack._start(
+                adapters, only_adapters, worker_overrides or {}, engine_loader, service_options or {}, before_start
+            )
         except BaseException:
             await stack.close()
             raise
@@ -208,6 +214,7 @@ class Stack:
     async def _start(
         self,
         with_adapters: bool,
+        only_adapters: list[str] | None,
         worker_overrides: dict[str, Any],
         engine_loader: Callable[[Path], Any] | None,
         service_options: dict[str, Any],
@@ -232,9 +239,11 @@ class Stack:
         if self.role in ("all", "bot"):
             self.service = CaptionService(s, self.session_factory, self.image_store, self.queues, **service_options)
             if with_adapters:
-                names = enabled_adapters(s)
+                names = [n for n in enabled_adapters(s) if only_adapters is None or n in only_adapters]
                 if not names:
-                    log.warning("no chat adapter enabled (set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN)")
+                    log.warning(
+                        "no front end enabled (set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN, or CAPTIONBOT_WEB_PORT)"
+                    )
                 for name in names:
                     self.adapters[name] = _build_adapter(name, s, self.service)
         if before_start is not None:

@@ -240,6 +240,7 @@ def make_settings(tmp_path: Path, backend: Backend, **overrides: Any) -> Any:
         "beam_size": 1,
         "max_attempts": 2,
         "metrics_port": 0,
+        "web_port": 0,
         "telegram_bot_token": None,
         "discord_bot_token": None,
     }
@@ -305,6 +306,7 @@ def child_env(tmp_path: Path, backend: Backend, **extra: str) -> dict[str, str]:
         CAPTIONBOT_MODEL_PATH=str(make_tiny_checkpoint()),
         CAPTIONBOT_DEVICE="cpu",
         CAPTIONBOT_METRICS_PORT="0",
+        CAPTIONBOT_WEB_PORT="0",
         CAPTIONBOT_BATCH_SIZE="4",
         CAPTIONBOT_BEAM_SIZE="1",
         CAPTIONBOT_LOG_LEVEL="INFO",

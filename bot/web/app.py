@@ -26,6 +26,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from bot.web import texts as web_texts
 from bot.web.security import CSRF_FIELD, AddressLimits, cookie_key, csrf_token
+from captionbot.errors import StartupError
 from captionbot.service import CaptionService, Delivery, ModerationService
 from captionbot.settings import Settings
 
@@ -133,7 +134,15 @@ class WebFrontEnd:
         self._runner = web.AppRunner(self.build_app(), access_log=None)  # no addresses or paths in logs
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            raise StartupError(
+                f"the web page can't listen on {self.host}:{self.port} ({exc.strerror or exc}); "
+                "set CAPTIONBOT_WEB_PORT to a free port, or to 0 to turn the page off"
+            ) from None
         if self._runner.addresses:  # the port actually bound (port 0 picks a free one)
             self.port = int(self._runner.addresses[0][1])
         log.info("web page at %s", self.url)
