@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# Chat bots (Telegram, Discord) and result delivery: `captionbot bot`. No torch: the captioning runs
+# Chat bots (Telegram, Discord), the web page and result delivery: `captionbot bot`. No torch: the captioning runs
 # in the worker image. Also runs `captionbot db upgrade` (the compose file's `migrate` service).
 # Build from the repository root:
 #   docker build -f docker/bot.Dockerfile -t captionbot-bot:latest .
@@ -33,7 +33,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     CAPTIONBOT_DATA_DIR=/data \
-    CAPTIONBOT_METRICS_PORT=9108
+    CAPTIONBOT_METRICS_PORT=9108 \
+    CAPTIONBOT_WEB_HOST=0.0.0.0
 RUN groupadd --system --gid 10001 captionbot \
     && useradd --system --uid 10001 --gid captionbot --home-dir /app --shell /usr/sbin/nologin captionbot \
     && mkdir -p /app /data/images \
@@ -43,8 +44,9 @@ COPY docker/healthcheck.py /usr/local/bin/captionbot-healthcheck
 WORKDIR /app
 USER 10001:10001
 # Mount a volume on /data: the image store, shared with the workers.
-# 9108: /metrics and /healthz; 8443: the Telegram webhook server, when CAPTIONBOT_TELEGRAM_USE_WEBHOOK=true.
-EXPOSE 9108 8443
+# 9108: /metrics and /healthz; 8080: the web page (CAPTIONBOT_WEB_PORT; 0 turns it off);
+# 8443: the Telegram webhook server, when CAPTIONBOT_TELEGRAM_USE_WEBHOOK=true.
+EXPOSE 9108 8080 8443
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "/usr/local/bin/captionbot-healthcheck"]
 ENTRYPOINT ["captionbot"]

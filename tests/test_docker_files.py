@@ -25,7 +25,7 @@ DOCKER = ROOT / "docker"
 DOCKERFILES = {name: DOCKER / f"{name}.Dockerfile" for name in ("bot", "worker-cpu", "worker-cuda")}
 CAPTIONBOT_SERVICES = ("migrate", "bot", "worker", "learner")
 # ${...} variables of the compose files that are compose knobs, not captionbot settings.
-COMPOSE_KNOBS = {"POSTGRES_PASSWORD", "IMAGE_TAG", "WORKER_REPLICAS", "MODELS_DIR"}
+COMPOSE_KNOBS = {"POSTGRES_PASSWORD", "IMAGE_TAG", "WORKER_REPLICAS", "MODELS_DIR", "WEB_PORT"}
 TORCH_EXTRAS = {"model", "train", "efficientnet", "all"}
 
 
