@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from captionbot_cli import captioning, learning_commands, model_commands, training_commands
-from captionbot_cli.common import need_model_extra
+from captionbot_cli.common import fail, need_model_extra
 
 app = typer.Typer(help="Describe photos in words: captioner, training, and the chat bots.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
@@ -94,7 +94,7 @@ def web(
         overrides["web_host"] = host
     settings = Settings(**overrides)
     if settings.web_port == 0:
-        raise typer.BadParameter("the web page needs a port: --port 8080 (CAPTIONBOT_WEB_PORT is 0)")
+        raise fail("the web page needs a port: --port 8080 (CAPTIONBOT_WEB_PORT is 0)")
     durable = parse_broker_url(settings.broker_url).durable
     if not durable:
         need_model_extra()
