@@ -19,7 +19,7 @@ LEFT, RIGHT, TOP, PLOT_H = 64, 20, 16, 240
 PLOT_W = WIDTH - LEFT - RIGHT
 AXIS_BOTTOM = TOP + PLOT_H
 LEGEND_TOP = AXIS_BOTTOM + 56
-LEGEND_ROW, LEGEND_COL, LEGEND_COLS = 22, 150, 4
+LEGEND_ROW, LEGEND_COL, LEGEND_COLS = 22, 190, 3
 INK, GRID = "#1a1a1a", "#8a8a8a"
 # Dark enough for 3:1 against white (graphics contrast); told apart by shape and dashes too.
 COLOURS = ["#0b4fb3", "#b3380b", "#1b7a3a", "#7a2f8f", "#8a5a00", "#1a1a1a"]
@@ -133,7 +133,7 @@ def rating_chart_svg(points: Sequence[RatingPoint]) -> str | None:
             f'<line x1="{lx}" y1="{ly}" x2="{lx + 28}" y2="{ly}" stroke="{colour}" stroke-width="2.5"{dash_attr}/>'
         )
         out.append(_marker(shape, lx + 14, ly, colour))
-        label = name if len(name) <= 14 else name[:13] + "…"
+        label = name if len(name) <= 20 else name[:19] + "…"  # the table under the plot has it whole
         out.append(f'<text x="{lx + 34}" y="{ly + 4}" fill="{INK}">{_esc(label)}</text>')
     out.append("</svg>")
     return "\n".join(out)
