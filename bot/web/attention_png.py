@@ -9,6 +9,8 @@ CPU-bound: call :func:`render` from a thread (``asyncio.to_thread``).
 from __future__ import annotations
 
 import io
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -18,17 +20,23 @@ from captionbot.images.formats import supported_formats
 MAX_SIDE = 224
 BLEND = 0.5  # how much of the colour map covers the photo
 COLD, WARM, HOT = "#08306b", "#d7301f", "#ffd84d"
+#: Scaled photos kept, by the caller's key: a page asks for one picture per word of the same photo,
+#: and decoding a large photo each time would cost far more than drawing.
+CACHED_PHOTOS = 32
+_cache: OrderedDict[str, Image.Image] = OrderedDict()
+_cache_lock = threading.Lock()
 
 
 class AttentionImageError(ValueError):
     """The picture can't be drawn (bad grid, unreadable or oversized photo)."""
 
 
-def render(photo: bytes, grid: Sequence[float], side: int, *, max_pixels: int) -> bytes:
-    """PNG bytes of ``grid`` (row-major, 0..1) over ``photo``; raises :class:`AttentionImageError`."""
+def render(photo: bytes, grid: Sequence[float], side: int, *, max_pixels: int, key: str | None = None) -> bytes:
+    """PNG bytes of ``grid`` (row-major, 0..1) over ``photo``; raises :class:`AttentionImageError`.
+    ``key`` names the photo (the same key, the same bytes): its scaled copy is then kept for the next word."""
     if side <= 0 or len(grid) != side * side:
         raise AttentionImageError("the grid does not match its side")
-    base = _photo(photo, max_pixels)
+    base = _cached_photo(photo, max_pixels, key)
     heat = Image.new("L", (side, side))
     heat.putdata([round(255 * min(1.0, max(0.0, float(v)))) for v in grid])
     heat = heat.resize(base.size, Image.Resampling.BICUBIC)
@@ -36,6 +44,27 @@ def render(photo: bytes, grid: Sequence[float], side: int, *, max_pixels: int) -
     out = io.BytesIO()
     Image.blend(base, coloured, BLEND).save(out, format="PNG")
     return out.getvalue()
+
+
+def _cached_photo(data: bytes, max_pixels: int, key: str | None) -> Image.Image:
+    if key is None:
+        return _photo(data, max_pixels)
+    with _cache_lock:
+        if (found := _cache.get(key)) is not None:
+            _cache.move_to_end(key)
+            return found
+    base = _photo(data, max_pixels)
+    with _cache_lock:
+        _cache[key] = base
+        while len(_cache) > CACHED_PHOTOS:
+            _cache.popitem(last=False)
+    return base
+
+
+def forget_photos() -> None:
+    """Drop every kept photo (someone deleted their photos: no copy of them stays in memory)."""
+    with _cache_lock:
+        _cache.clear()
 
 
 def _photo(data: bytes, max_pixels: int) -> Image.Image:

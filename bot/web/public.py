@@ -20,7 +20,7 @@ from aiohttp_session import get_session
 from multidict import MultiDictProxy
 
 from bot.web import texts as web_texts
-from bot.web.attention_png import AttentionImageError, render
+from bot.web.attention_png import AttentionImageError, forget_photos, render
 from bot.web.public_upload import PLATFORM, Refusal, upload
 from bot.web.security import CSRF_FIELD, AddressLimits, check_csrf, visitor_id
 from captionbot import texts
@@ -234,7 +234,9 @@ async def attention(request: web.Request) -> web.Response:
         raise web.HTTPNotFound()
     max_pixels = front_end(request).settings.max_pixels
     try:
-        png = await asyncio.to_thread(render, found[0], att.maps[index], att.side, max_pixels=max_pixels)
+        png = await asyncio.to_thread(
+            render, found[0], att.maps[index], att.side, max_pixels=max_pixels, key=view.request_id
+        )
     except AttentionImageError as exc:
         raise web.HTTPNotFound() from exc
     return web.Response(body=png, content_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
@@ -270,8 +272,8 @@ async def feedback(request: web.Request) -> web.StreamResponse:
     except InvalidFeedbackError as exc:
         context = answer_context(view) | {"saved": None, "error": exc.user_message}
         return aiohttp_jinja2.render_template("answer.html", request, context, status=400)
-    except UnknownCaptionError:
-        return _error_page(request, 404, web_texts.NOT_AVAILABLE)
+    except UnknownCaptionError as exc:
+        return _error_page(request, 404, exc.user_message)
     await flash(request, message)
     raise web.HTTPSeeOther(f"/r/{view.request_id}")
 
@@ -326,6 +328,7 @@ async def forget(request: web.Request) -> web.StreamResponse:
     if form.get("confirm") != "yes":
         return await _mine_page(request, error=web_texts.FORGET_UNCONFIRMED, status=400)
     report = await front_end(request).service.forget(platform=PLATFORM, platform_user_id=visitor)
+    forget_photos()
     message = texts.FORGET_NOTHING
     if report.found:
         message = texts.forgotten(photos=report.images, captions=report.captions, feedback=report.feedback)

@@ -51,7 +51,6 @@ def waiting(position: int | None) -> str:
 BAND_WORDS = {"sure": "sure", "probable": "fairly sure", "unsure": "not sure"}
 FLAGGED = "Thank you. You reported this description, and a moderator will look at it."
 UNFLAGGED = "Your report was taken back."
-NOT_AVAILABLE = "That description no longer exists."
 OPTED_OUT = "Done: your photos, ratings and corrections won't be used for training. You'll still get descriptions."
 OPTED_IN = "Done: your photos, ratings and corrections may be used to train better descriptions."
 FORGET_ASK = "Delete all your photos, descriptions, ratings and corrections? This can't be undone."

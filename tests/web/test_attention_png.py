@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from bot.web.attention_png import MAX_SIDE, AttentionImageError, render
+from bot.web.attention_png import MAX_SIDE, AttentionImageError, forget_photos, render
 
 BIG = 40_000_000
 
@@ -63,3 +63,12 @@ def test_where_the_model_looked_is_warm_and_elsewhere_is_cold() -> None:
 def test_what_cannot_be_drawn_is_refused(data: bytes, grid: list[float], side: int, max_pixels: int) -> None:
     with pytest.raises(AttentionImageError):
         render(data, grid, side, max_pixels=max_pixels)
+
+
+def test_a_keyed_photo_is_decoded_once_and_forgotten_on_request() -> None:
+    first = render(photo((50, 50), "white"), [1.0], 1, max_pixels=BIG, key="request-1")
+    # Same key: the kept copy is drawn on, so the bytes are not decoded again.
+    assert render(b"not decoded again", [1.0], 1, max_pixels=BIG, key="request-1") == first
+    forget_photos()
+    with pytest.raises(AttentionImageError):
+        render(b"not decoded again", [1.0], 1, max_pixels=BIG, key="request-1")

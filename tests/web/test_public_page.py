@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 from aiohttp import FormData
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from markupsafe import escape
 from PIL import Image
 
 from bot.web import texts as web_texts
 from captionbot import texts
-from tests.tiny_model import Backend, png_bytes
+from tests.gated_engine import BatchGate
+from tests.tiny_model import Backend, make_settings, png_bytes
 from tests.web.conftest import WebRig, open_web
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -42,6 +43,35 @@ async def small_web(tmp_path: Path) -> AsyncIterator[WebRig]:
         tmp_path, Backend(url, "memory://"), max_image_bytes=SMALL_LIMIT, web_uploads_per_minute=3
     ):
         yield rig
+
+
+@pytest.fixture
+async def gated_web(tmp_path: Path) -> AsyncIterator[tuple[WebRig, BatchGate]]:
+    """The embedded default whose worker holds every batch until the test opens the gate."""
+    from bot.web.app import WebFrontEnd
+    from captionbot.storage.db import upgrade_async
+    from captionbot_cli.runtime import Stack
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/captionbot.db"
+    await upgrade_async(url)
+    settings = make_settings(tmp_path, Backend(url, "memory://"), web_port=0)
+    gate, made = BatchGate(), {}
+
+    def add_front_end(stack: Any) -> None:
+        made["fe"] = WebFrontEnd(settings, stack.service)
+
+    stack = await Stack.open(
+        settings, "all", adapters=False, before_start=add_front_end, engine_loader=gate.engine_loader
+    )
+    gate.arm()
+    client = TestClient(TestServer(made["fe"].build_app()))
+    await client.start_server()
+    try:
+        yield WebRig(stack, made["fe"], client, settings), gate
+    finally:
+        gate.open()
+        await client.close()
+        await stack.close(grace=10)
 
 
 async def tokens(client: TestClient) -> tuple[str, str]:
@@ -129,6 +159,33 @@ async def test_plain_form_upload_answers_with_the_caption_as_the_photos_alt_text
     assert (await client.get(f"/r/{request_id}/attention/{len(view['words'])}.png")).status == 404
 
 
+async def test_while_the_photo_waits_the_page_says_where_it_stands_and_refreshes_itself(
+    gated_web: tuple[WebRig, BatchGate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.web import public
+
+    monkeypatch.setattr(public, "PAGE_WAIT_S", 0.2)  # the server's own wait before it shows the waiting page
+    rig, gate = gated_web
+    client = rig.client
+    request_id = await sent(client)
+    waiting = await (await client.get(f"/api/r/{request_id}?wait=0")).json()
+    assert waiting["finished"] is False and waiting["state"] in ("queued", "working")
+    assert waiting["status_text"] == web_texts.waiting(waiting["queue_position"])
+    page = await client.get(f"/r/{request_id}")
+    body = await page.text()
+    assert page.status == 200
+    assert '<noscript><meta http-equiv="refresh" content="3"></noscript>' in body
+    assert '<div class="progress" role="status"' in body and 'class="spinner"' in body
+    assert esc(web_texts.waiting(waiting["queue_position"])) in body
+    assert (await csrf_post(client, f"/r/{request_id}/rate", rating="1")).status == 404  # nothing to rate yet
+    assert (await client.get(f"/r/{request_id}/attention/0.png")).status == 404
+
+    gate.open()
+    assert (await finished(client, request_id))["state"] == "done"
+    body = await (await client.get(f"/r/{request_id}")).text()
+    assert "refresh" not in body and 'class="caption"' in body
+
+
 async def test_rating_correction_and_report_are_stored_and_confirmed(web_sqlite: WebRig) -> None:
     client = web_sqlite.client
     request_id = await sent(client)
@@ -207,6 +264,8 @@ async def test_what_is_not_a_photo_gets_a_friendly_page(web_sqlite: WebRig) -> N
         assert response.status == 400, message
         assert f'<p class="error" role="alert">{esc(message)}</p>' in body
         assert 'name="photo"' in body and "Traceback" not in body
+    not_multipart = await csrf_post(client, "/caption")
+    assert not_multipart.status == 400 and esc(web_texts.NO_FILE) in await not_multipart.text()
     assert "You have not sent any photos" in await (await client.get("/mine")).text()
 
 
