@@ -7,6 +7,22 @@
 
   var ANNOUNCE_KEY = "captionbot-announce";
   var token = (document.querySelector("input[name=csrf_token]") || {}).value || "";
+  // What to say when the server can't be reached (the page's own words, from data-failed).
+  var failed = (document.querySelector("[data-failed]") || { dataset: {} }).dataset.failed || "";
+
+  function remember(id) {
+    try { sessionStorage.setItem(ANNOUNCE_KEY, id); } catch (e) { /* storage off: no focus move */ }
+  }
+
+  function recalled() {
+    try {
+      var id = sessionStorage.getItem(ANNOUNCE_KEY);
+      sessionStorage.removeItem(ANNOUNCE_KEY);
+      return id;
+    } catch (e) {
+      return null;
+    }
+  }
 
   function say(box, text, busy) {
     // Replace the status box's content: an optional spinner and one line of text (unchanged text is
@@ -45,10 +61,12 @@
     options.credentials = "same-origin";
     options.headers = options.headers || {};
     options.headers.Accept = "application/json";
-    return fetch(url, options).then(function (response) {
+    return fetch(url, options).catch(function () {
+      throw new Error(failed);
+    }).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (body) {
         if (!response.ok) {
-          throw new Error(body.error || "Something went wrong. Please try again.");
+          throw new Error(body.error || failed);
         }
         return body;
       });
@@ -87,11 +105,15 @@
       getJSON("/api/caption", { method: "POST", body: new FormData(form), headers: { "X-CSRF-Token": token } })
         .then(function (taken) {
           say(status, taken.status_text, true);
+          var open = function () {
+            remember(taken.request_id);
+            window.location.assign(taken.url);
+          };
+          // The photo is taken: if waiting here fails, its own page (which refreshes itself) waits.
           return waitForAnswer(taken.request_id, function (line) { say(status, line, true); }).then(function () {
             say(status, form.dataset.finished, false);
-            sessionStorage.setItem(ANNOUNCE_KEY, taken.request_id);
-            window.location.assign(taken.url);
-          });
+            open();
+          }, open);
         })
         .catch(function (error) {
           sending = false;
@@ -146,21 +168,19 @@
     waitForAnswer(box.dataset.request, function (line) {
       if (text && text.textContent !== line) text.textContent = line;
     }).then(function () {
-      sessionStorage.setItem(ANNOUNCE_KEY, box.dataset.request);
+      remember(box.dataset.request);
       window.location.reload();
     }, function (error) {
       if (text) text.textContent = error.message;
+      window.setTimeout(function () { window.location.reload(); }, 5000);  // try again, as without JS
     });
   }
 
   // Coming from an upload: move focus to the description so that it is read out at once.
   function announce() {
     var caption = document.getElementById("caption");
-    var id = sessionStorage.getItem(ANNOUNCE_KEY);
-    if (caption && id && window.location.pathname === "/r/" + id) {
-      sessionStorage.removeItem(ANNOUNCE_KEY);
-      caption.focus();
-    }
+    var id = caption ? recalled() : null;
+    if (id && window.location.pathname === "/r/" + id) caption.focus();
   }
 
   var form = document.getElementById("upload");
