@@ -187,6 +187,9 @@ class Settings(BaseSettings):
         None,
         description="Key that signs the web page's cookies (unset: one is made and kept in data_dir/web-secret.key).",
     )
+    web_behind_https: bool = Field(
+        False, description="The web page is served over HTTPS (by a reverse proxy): its cookies are marked Secure."
+    )
     web_uploads_per_minute: int = Field(
         20, ge=1, description="Photos one network address may send per minute through the web page, all visitors."
     )

@@ -70,7 +70,11 @@ def main() -> None:
             page.get_by_role("button", name=re.compile("describe", re.I)).click()
             page.wait_for_url(re.compile(r"/r/"))
             page.locator(".caption").wait_for()
+            page.get_by_role("button", name=re.compile("^good", re.I)).click()  # a rating for the models page
+            page.wait_for_load_state("networkidle")
             page.locator("details").first.evaluate("d => d.open = true")
+            page.locator("details img").evaluate_all("imgs => imgs.forEach(i => { i.loading = 'eager'; })")
+            page.wait_for_load_state("networkidle")
             page.get_by_label(re.compile("better caption", re.I)).fill("a dog runs through the grass")
             page.screenshot(path=args.out / "web-answer.png", full_page=True)
             page.get_by_role("button", name=re.compile("save|send|suggest", re.I)).click()

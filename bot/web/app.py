@@ -25,6 +25,7 @@ from aiohttp_session import get_session, session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from bot.web import texts as web_texts
+from bot.web.context import PARTS, PageParts, ResultWaiters, error_response, front_end
 from bot.web.security import CSRF_FIELD, AddressLimits, cookie_key, csrf_token
 from captionbot.errors import StartupError
 from captionbot.service import CaptionService, Delivery, ModerationService
@@ -42,33 +43,6 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
-
-
-class ResultWaiters:
-    """Pages waiting for a request's answer: ``wait(id, within_s)`` returns when the delivery handler
-    (or anything else) calls ``wake(id)``, or after ``within_s``. Callers re-read storage either way."""
-
-    def __init__(self) -> None:
-        self._events: dict[str, asyncio.Event] = {}
-        self._waiting: dict[str, int] = {}
-
-    async def wait(self, request_id: str, within_s: float) -> None:
-        event = self._events.setdefault(request_id, asyncio.Event())
-        self._waiting[request_id] = self._waiting.get(request_id, 0) + 1
-        try:
-            await asyncio.wait_for(event.wait(), within_s)
-        except TimeoutError:
-            pass
-        finally:
-            self._waiting[request_id] -= 1
-            if not self._waiting[request_id]:
-                del self._waiting[request_id]
-                self._events.pop(request_id, None)
-
-    def wake(self, request_id: str) -> None:
-        event = self._events.get(request_id)
-        if event is not None:
-            event.set()
 
 
 class WebFrontEnd:
@@ -90,6 +64,7 @@ class WebFrontEnd:
         self.port = port if port is not None else settings.web_port
         self.waiters = ResultWaiters()
         self.limits = AddressLimits(settings)
+        self.parts = PageParts(settings, service, moderation, self.waiters, self.limits)
         self._runner: web.AppRunner | None = None
         service.register_delivery_handler("web", self._delivered)
 
@@ -109,12 +84,13 @@ class WebFrontEnd:
                         max_age=COOKIE_MAX_AGE_S,
                         httponly=True,
                         samesite="Lax",
+                        secure=self.settings.web_behind_https,
                     )
                 ),
                 friendly_errors,
             ],
         )
-        app[FRONT_END] = self
+        app[PARTS] = self.parts
         app[aiohttp_jinja2.static_root_key] = "/static"
         aiohttp_jinja2.setup(
             app,
@@ -156,13 +132,6 @@ class WebFrontEnd:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-
-FRONT_END = web.AppKey("front_end", WebFrontEnd)
-
-
-def front_end(request: web.Request) -> WebFrontEnd:
-    return request.app[FRONT_END]
 
 
 async def page_context(request: web.Request) -> dict[str, Any]:
@@ -214,16 +183,4 @@ async def friendly_errors(request: web.Request, handler: Handler) -> web.StreamR
         return error_response(request, 500, web_texts.SERVER_ERROR)
 
 
-def wants_json(request: web.Request) -> bool:
-    return request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", "")
-
-
-def error_response(request: web.Request, status: int, message: str) -> web.StreamResponse:
-    """``message`` as JSON ``{"error": message}`` for the script, else as a small page."""
-    if wants_json(request):
-        return web.json_response({"error": message}, status=status)
-    response = aiohttp_jinja2.render_template("error.html", request, {"message": message}, status=status)
-    return response
-
-
-__all__ = ["FRONT_END", "ResultWaiters", "WebFrontEnd", "error_response", "front_end", "wants_json"]
+__all__ = ["WebFrontEnd"]

@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -25,11 +25,11 @@ from aiohttp_session import Session, get_session
 from markupsafe import Markup
 
 from bot.web import texts
+from bot.web.context import error_response, front_end
 from bot.web.rating_chart import rating_chart_svg
-from bot.web.security import CSRF_FIELD, CSRF_KEY, AddressLimits, check_csrf, client_address
+from bot.web.security import CSRF_FIELD, CSRF_KEY, check_csrf, client_address
 from captionbot.service import ModerationService, NothingToRollBackError
 from captionbot.service.moderation import PromoteError
-from captionbot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -40,29 +40,6 @@ SIGN_IN_FOR_S = 12 * 3600
 HOME, MODELS, LOGIN = "/moderate", "/moderate/models", "/moderate/login"
 
 ModeratorHandler = Callable[[web.Request, ModerationService], Awaitable[web.StreamResponse]]
-
-
-@runtime_checkable
-class FrontEnd(Protocol):
-    """What this page needs of :class:`bot.web.app.WebFrontEnd`."""
-
-    settings: Settings
-    moderation: ModerationService | None
-    limits: AddressLimits
-
-
-def front_end(request: web.Request) -> FrontEnd:
-    """The front end serving ``request``. bot.web.app imports this module to add its routes, so
-    importing its ``front_end`` back would be an import cycle (import-linter refuses one)."""
-    for value in request.app.values():
-        if isinstance(value, FrontEnd):
-            return value
-    raise LookupError("the web front end is not set up")
-
-
-def error_response(request: web.Request, status: int, message: str) -> web.Response:
-    """``message`` as the site's small error page."""
-    return aiohttp_jinja2.render_template("error.html", request, {"message": message}, status=status)
 
 
 def _service(request: web.Request) -> ModerationService | None:

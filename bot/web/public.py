@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import secrets
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -21,6 +21,7 @@ from multidict import MultiDictProxy
 
 from bot.web import texts as web_texts
 from bot.web.attention_png import AttentionImageError, forget_photos, render
+from bot.web.context import error_response, front_end
 from bot.web.public_upload import PLATFORM, Refusal, upload
 from bot.web.security import CSRF_FIELD, AddressLimits, check_csrf, visitor_id
 from captionbot import texts
@@ -36,29 +37,6 @@ from captionbot.settings import Settings
 PAGE_WAIT_S = 10.0  # the no-JS answer page waits this long on the server before it refreshes itself
 API_WAIT_MAX_S = 25.0  # the longest long-poll (under common proxy timeouts)
 ID = r"{request_id:[0-9a-f]{32}}"
-
-
-class Waiters(Protocol):
-    async def wait(self, request_id: str, within_s: float) -> None: ...
-
-
-@runtime_checkable
-class FrontEnd(Protocol):
-    """What this page needs of :class:`bot.web.app.WebFrontEnd`."""
-
-    settings: Settings
-    service: CaptionService
-    waiters: Waiters
-    limits: AddressLimits
-
-
-def front_end(request: web.Request) -> FrontEnd:
-    """The front end serving ``request`` (bot.web.app imports this module, so importing its
-    ``front_end`` back would be an import cycle)."""
-    for value in request.app.values():
-        if isinstance(value, FrontEnd):
-            return value
-    raise LookupError("the web front end is not set up")
 
 
 def _parts(request: web.Request) -> tuple[CaptionService, Settings, AddressLimits]:
@@ -249,7 +227,7 @@ async def feedback(request: web.Request) -> web.StreamResponse:
     """POST /r/{id}/rate, /correct or /flag: store, then back to the answer with a confirmation.
     The caption is the one the visitor's own request got, never an id from the form."""
     if (form := await _checked_form(request)) is None:
-        return _error_page(request, 403, web_texts.BAD_FORM)
+        return error_response(request, 403, web_texts.BAD_FORM)
     visitor, view = await own_view(request)
     if view.caption_id is None:
         raise web.HTTPNotFound()
@@ -273,7 +251,7 @@ async def feedback(request: web.Request) -> web.StreamResponse:
         context = answer_context(view) | {"saved": None, "error": exc.user_message}
         return aiohttp_jinja2.render_template("answer.html", request, context, status=400)
     except UnknownCaptionError as exc:
-        return _error_page(request, 404, exc.user_message)
+        return error_response(request, 404, exc.user_message)
     await flash(request, message)
     raise web.HTTPSeeOther(f"/r/{view.request_id}")
 
@@ -283,10 +261,6 @@ async def _checked_form(request: web.Request) -> MultiDictProxy[Any] | None:
     form = await request.post()
     token = form.get(CSRF_FIELD)
     return form if await check_csrf(request, token if isinstance(token, str) else "") else None
-
-
-def _error_page(request: web.Request, status: int, message: str) -> web.Response:
-    return aiohttp_jinja2.render_template("error.html", request, {"message": message}, status=status)
 
 
 # -- the visitor's own photos and privacy -------------------------------------------------------
@@ -311,7 +285,7 @@ async def _mine_page(request: web.Request, *, error: str | None = None, status: 
 
 async def opt_out(request: web.Request) -> web.StreamResponse:
     if (form := await _checked_form(request)) is None:
-        return _error_page(request, 403, web_texts.BAD_FORM)
+        return error_response(request, 403, web_texts.BAD_FORM)
     visitor = await visitor_id(request)
     assert visitor is not None
     wanted = str(form.get("opt_out", "true")) != "false"
@@ -322,7 +296,7 @@ async def opt_out(request: web.Request) -> web.StreamResponse:
 
 async def forget(request: web.Request) -> web.StreamResponse:
     if (form := await _checked_form(request)) is None:
-        return _error_page(request, 403, web_texts.BAD_FORM)
+        return error_response(request, 403, web_texts.BAD_FORM)
     visitor = await visitor_id(request)
     assert visitor is not None
     if form.get("confirm") != "yes":
