@@ -74,7 +74,9 @@ def main() -> None:
             page.wait_for_load_state("networkidle")
             page.locator("details").first.evaluate("d => d.open = true")
             page.locator("details img").evaluate_all("imgs => imgs.forEach(i => { i.loading = 'eager'; })")
-            page.wait_for_load_state("networkidle")
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('details img')].every(i => i.complete && i.naturalWidth > 0)"
+            )
             page.get_by_label(re.compile("better caption", re.I)).fill("a dog runs through the grass")
             page.screenshot(path=args.out / "web-answer.png", full_page=True)
             page.get_by_role("button", name=re.compile("save|send|suggest", re.I)).click()
