@@ -106,9 +106,11 @@ def _axe(page: Any) -> list[str]:
     ]
 
 
-def test_upload_shows_the_caption_as_alt_text_and_takes_rating_correction_and_report(page: Any) -> None:
+def test_upload_shows_the_caption_as_alt_text_and_takes_rating_correction_and_report(page: Any, site: Site) -> None:
     posts: list[str] = []
+    everything: list[str] = []
     page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    page.on("request", lambda r: everything.append(r.url))
     _upload(page, _photo())
     answer = _wait_for_caption(page)
     # With JavaScript the photo goes by the page's script and the page waits without a form post.
@@ -127,6 +129,33 @@ def test_upload_shows_the_caption_as_alt_text_and_takes_rating_correction_and_re
     assert page.get_by_label(re.compile("better caption", re.I)).input_value() == "a red rectangle on a white wall"
     page.get_by_role("button", name=re.compile("report", re.I)).click()
     page.get_by_role("status").filter(has_text=re.compile("report", re.I)).first.wait_for()
+    # Nothing is loaded from anywhere else (no third-party scripts, styles, fonts or images).
+    assert everything and all(u.startswith(site.url + "/") or u.startswith("data:") for u in everything)
+
+
+def test_keyboard_alone_sends_a_photo_and_rates_the_caption(page: Any) -> None:
+    page.goto("/")
+
+    def tab_to(selector: str, limit: int = 30) -> None:
+        for _ in range(limit):
+            page.keyboard.press("Tab")
+            if page.evaluate(f"() => document.activeElement && document.activeElement.matches({selector!r})"):
+                return
+        raise AssertionError(f"Tab never reached {selector}")
+
+    tab_to("input[type=file]")
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Space")
+    chooser.value.set_files(files=[_photo("keys.png", color="yellow")])
+    tab_to("button[type=submit], button:not([type])")
+    page.keyboard.press("Enter")
+    _wait_for_caption(page)
+    # The caption has focus when it arrives, so a screen reader reads it first.
+    assert page.evaluate("() => document.activeElement.closest('.caption, [role=status]') !== null")
+    tab_to("button[name=rating][value='1']")
+    page.keyboard.press("Enter")
+    page.wait_for_load_state()
+    assert page.get_by_role("button", name=re.compile("^good", re.I)).get_attribute("aria-pressed") == "true"
 
 
 def test_the_page_works_without_javascript(plain_page: Any) -> None:
