@@ -103,3 +103,21 @@ async def test_promote_by_name_checks_the_checkpoint(tmp_path: Path, backend: An
         path.unlink()
         with pytest.raises(PromoteError, match="checkpoint file is missing"):
             await moderation.promote("tiny-v2")
+
+
+async def test_forgetting_a_web_visitor_leaves_no_row_with_their_id(tmp_path: Path, backend: Any) -> None:
+    from sqlalchemy import func, select
+
+    from captionbot.storage.models import Chat, User
+
+    settings = make_settings(tmp_path, backend)
+    recorder = DeliveryRecorder()
+    async with open_pipeline(settings, recorder=recorder, platform="web") as stack:
+        request_id = await _captioned(stack, recorder, user="visitor-x")
+        report = await stack.service.forget(platform="web", platform_user_id="visitor-x")
+        assert report.requests == 1 and report.images == 1
+        assert await stack.service.request_view(request_id, platform="web", platform_user_id="visitor-x") is None
+        async with stack.session_factory() as session:
+            users = await session.scalar(select(func.count()).where(User.platform_user_id == "visitor-x"))
+            chats = await session.scalar(select(func.count()).where(Chat.platform_chat_id == "visitor-x"))
+        assert (users, chats) == (0, 0)

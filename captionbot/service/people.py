@@ -190,6 +190,8 @@ class People(ServiceBase):
                 return ForgetReport(found=False)
             # Photo files go when this transaction commits (storage.retention arranges it).
             report = await users.forget_user(session, user_id=user.id, image_store=self.image_store)
+            if Platform(platform) == Platform.WEB:  # a web visitor's chat is theirs alone: it goes too
+                await users.delete_chat(session, platform=platform, platform_chat_id=platform_user_id)
         log.info("forgot a %s user: %d request(s), %d photo(s)", platform, report.requests, report.images)
         return report
 

@@ -176,6 +176,15 @@ class UserStats:
     opted_out: bool = False
 
 
+async def delete_chat(session: AsyncSession, *, platform: Platform | str, platform_chat_id: str | int) -> bool:
+    """Delete a chat row (the web page's one-visitor chats go when their visitor is forgotten)."""
+    deleted = await rows_changed(
+        session,
+        delete(Chat).where(Chat.platform == Platform(platform), Chat.platform_chat_id == str(platform_chat_id)),
+    )
+    return deleted > 0
+
+
 async def user_stats(session: AsyncSession, *, user_id: int) -> UserStats:
     """Counts for one user; all zero for an unknown id."""
     user = await session.get(User, user_id)
