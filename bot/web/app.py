@@ -24,12 +24,12 @@ from aiohttp import web
 from aiohttp_session import get_session, session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
-from bot.web import texts as web_texts
 from bot.web.context import PARTS, PageParts, ResultWaiters, error_response, front_end
 from bot.web.security import CSRF_FIELD, AddressLimits, cookie_key, csrf_token
 from captionbot.errors import StartupError
 from captionbot.service import CaptionService, Delivery, ModerationService
 from captionbot.settings import Settings
+from captionbot.texts import web as web_texts
 
 log = logging.getLogger(__name__)
 

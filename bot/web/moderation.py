@@ -24,12 +24,12 @@ from aiohttp import web
 from aiohttp_session import Session, get_session
 from markupsafe import Markup
 
-from bot.web import texts
 from bot.web.context import error_response, front_end
 from bot.web.rating_chart import rating_chart_svg
 from bot.web.security import CSRF_FIELD, CSRF_KEY, check_csrf, client_address
 from captionbot.service import ModerationService, NothingToRollBackError
 from captionbot.service.moderation import PromoteError
+from captionbot.texts import web as texts
 
 log = logging.getLogger(__name__)
 

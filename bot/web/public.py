@@ -19,7 +19,6 @@ from aiohttp import web
 from aiohttp_session import get_session
 from multidict import MultiDictProxy
 
-from bot.web import texts as web_texts
 from bot.web.attention_png import AttentionImageError, forget_photos, render
 from bot.web.context import error_response, front_end
 from bot.web.public_upload import PLATFORM, Refusal, upload
@@ -33,6 +32,7 @@ from captionbot.service import (
     UnknownCaptionError,
 )
 from captionbot.settings import Settings
+from captionbot.texts import web as web_texts
 
 PAGE_WAIT_S = 10.0  # the no-JS answer page waits this long on the server before it refreshes itself
 API_WAIT_MAX_S = 25.0  # the longest long-poll (under common proxy timeouts)

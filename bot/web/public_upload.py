@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 from aiohttp import BodyPartReader, web
 
-from bot.web import texts as web_texts
 from bot.web.security import CSRF_FIELD, AddressLimits, check_csrf, client_address, visitor_id
 from captionbot import texts
 from captionbot.service import CaptionService, Rejected
 from captionbot.settings import Settings
+from captionbot.texts import web as web_texts
 
 PLATFORM = "web"
 _UPLOAD_KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
@@ -54,7 +54,8 @@ async def read_upload(request: web.Request, limit: int) -> UploadForm:
                 form.photo = await _read_capped(part, limit)
                 form.too_large = form.photo is None
                 if form.too_large:
-                    break  # stop reading: the rest is never looked at
+                    await _discard_rest(request, 2 * limit)
+                    break
             elif part.name in (CSRF_FIELD, "upload_key"):
                 raw = await _read_capped(part, _FIELD_MAX_BYTES)
                 value = None if raw is None else raw.decode("utf-8", "replace").strip()
@@ -62,6 +63,14 @@ async def read_upload(request: web.Request, limit: int) -> UploadForm:
     except (AssertionError, ValueError, KeyError) as exc:  # not multipart, or malformed
         raise Refusal(400, web_texts.NO_FILE) from exc
     return form
+
+
+async def _discard_rest(request: web.Request, bound: int) -> None:
+    """Read and drop what is left of the body (up to ``bound`` bytes): a browser still sending a too
+    large photo then gets the page saying so, instead of a connection reset mid-upload."""
+    seen = 0
+    while seen < bound and (chunk := await request.content.readany()):
+        seen += len(chunk)
 
 
 async def _read_capped(part: BodyPartReader, limit: int) -> bytes | None:

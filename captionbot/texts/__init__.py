@@ -15,7 +15,9 @@ Discord's Apps menu, alt-text re-post and form) is named for it: ``TELEGRAM_*``/
 By topic: :mod:`~captionbot.texts.captions` (how a caption is phrased for its confidence band),
 :mod:`~captionbot.texts.intake` (refusals and failures), :mod:`~captionbot.texts.feedback`
 (buttons, ratings, better captions), :mod:`~captionbot.texts.privacy` (privacy, forget, opt-out,
-stats) and :mod:`~captionbot.texts.commands` (help, command menus, Telegram's /autocaption).
+stats), :mod:`~captionbot.texts.commands` (help, command menus, Telegram's /autocaption) and
+:mod:`~captionbot.texts.web` (what only the web page says: its pages, forms and the moderator's page;
+used as ``from captionbot.texts import web``).
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from markupsafe import escape
 from PIL import Image
 
-from bot.web import texts as web_texts
 from captionbot import texts
+from captionbot.texts import web as web_texts
 from tests.gated_engine import BatchGate
 from tests.tiny_model import Backend, make_settings, png_bytes
 from tests.web.conftest import WebRig, open_web

@@ -1,4 +1,5 @@
-"""The web page's own words (what the bots also say comes from :mod:`captionbot.texts`)."""
+"""What only the web page says: its pages, forms, waiting lines and the moderator's page (what the
+bots also say comes from the other :mod:`captionbot.texts` modules)."""
 
 from __future__ import annotations
 
