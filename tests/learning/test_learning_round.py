@@ -80,7 +80,13 @@ async def test_a_round_teaches_a_new_word_that_the_running_worker_then_says(back
         )  # sender0's 16 photos at least
 
 
-async def test_the_gate_keeps_a_worse_candidate_out(backend: Any, tmp_path: Path) -> None:
+async def test_the_gate_keeps_a_worse_candidate_out(
+    backend: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    import training.learning.candidate as candidate_module
+
     settings = settings_for(tmp_path, backend)
     recorder = DeliveryRecorder()
     async with open_pipeline(settings, recorder=recorder) as stack:
@@ -88,8 +94,18 @@ async def test_the_gate_keeps_a_worse_candidate_out(backend: Any, tmp_path: Path
         service = learning_service(stack, settings)
         assert (await run_round(settings, service, progress=False)).promoted
         await teach(stack, await captioned(stack, recorder, n=24, first=24))  # more feedback, then a wrecked round
-        wrecked = settings.model_copy(update={"learn_lr": 50.0})
-        outcome = await run_round(wrecked, service, progress=False)
+        real_fine_tune = candidate_module.fine_tune
+
+        def wrecking_fine_tune(model: Any, vocab: Any, *args: Any, **kwargs: Any) -> Any:
+            # A huge learning rate only sometimes wrecks a model (it may collapse onto the typical
+            # correction and score well); a candidate that says "sofa" for every word always is worse.
+            tuned = real_fine_tune(model, vocab, *args, **kwargs)
+            with torch.no_grad():
+                model.decoder.out.bias[vocab.id_of("sofa")] += 1e4
+            return tuned
+
+        monkeypatch.setattr(candidate_module, "fine_tune", wrecking_fine_tune)
+        outcome = await run_round(settings, service, progress=False)
         assert not outcome.promoted
         assert outcome.record.status == "rejected" and outcome.record.decision.startswith("rejected")
         assert (await service.promoted_model()).name == "learned-r1"  # type: ignore[union-attr]
