@@ -5,6 +5,7 @@ without an import cycle."""
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -16,13 +17,21 @@ from captionbot.settings import Settings
 
 class ResultWaiters:
     """Pages waiting for a request's answer: ``wait(id, within_s)`` returns when the delivery handler
-    (or anything else) calls ``wake(id)``, or after ``within_s``. Callers re-read storage either way."""
+    (or anything else) calls ``wake(id)``, or after ``within_s``. Callers re-read storage either way.
 
-    def __init__(self) -> None:
+    A wake with nobody waiting is remembered (the last ``remember`` ids): a page that read "not yet"
+    just before the answer came, and only then began to wait, returns at once instead of sleeping
+    through its slice."""
+
+    def __init__(self, remember: int = 4096) -> None:
         self._events: dict[str, asyncio.Event] = {}
         self._waiting: dict[str, int] = {}
+        self._woken: OrderedDict[str, None] = OrderedDict()
+        self._remember = remember
 
     async def wait(self, request_id: str, within_s: float) -> None:
+        if request_id in self._woken:
+            return
         event = self._events.setdefault(request_id, asyncio.Event())
         self._waiting[request_id] = self._waiting.get(request_id, 0) + 1
         try:
@@ -36,6 +45,10 @@ class ResultWaiters:
                 self._events.pop(request_id, None)
 
     def wake(self, request_id: str) -> None:
+        self._woken[request_id] = None
+        self._woken.move_to_end(request_id)
+        while len(self._woken) > self._remember:
+            self._woken.popitem(last=False)
         event = self._events.get(request_id)
         if event is not None:
             event.set()

@@ -35,6 +35,7 @@ from captionbot.settings import Settings
 from captionbot.texts import web as web_texts
 
 PAGE_WAIT_S = 10.0  # the no-JS answer page waits this long on the server before it refreshes itself
+RECHECK_S = 3.0  # how often a waiting page looks at storage when no delivery woke it
 API_WAIT_MAX_S = 25.0  # the longest long-poll (under common proxy timeouts)
 ID = r"{request_id:[0-9a-f]{32}}"
 
@@ -147,12 +148,13 @@ async def own_view(request: web.Request) -> tuple[str, RequestView]:
 
 
 async def wait_finished(request: web.Request, visitor: str, view: RequestView, within_s: float) -> RequestView:
-    """Re-read ``view`` until it is finished or ``within_s`` passed. Waits in 1 s slices: the answer
-    may be stored by another process, whose delivery notice never reaches this one."""
+    """Re-read ``view`` until it is finished or ``within_s`` passed: at once when this process
+    delivers the answer, else every RECHECK_S (the answer may be stored by another process, whose
+    delivery notice never reaches this one)."""
     fe = front_end(request)
     deadline = asyncio.get_running_loop().time() + within_s
     while not view.finished and (left := deadline - asyncio.get_running_loop().time()) > 0:
-        await fe.waiters.wait(view.request_id, min(1.0, left))
+        await fe.waiters.wait(view.request_id, min(RECHECK_S, left))
         again = await fe.service.request_view(view.request_id, platform=PLATFORM, platform_user_id=visitor)
         if again is None:  # forgotten meanwhile
             raise web.HTTPNotFound()
