@@ -7,7 +7,6 @@ fine-tunes on it, and `model register` + `model promote` hand the result to runn
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -50,15 +49,6 @@ def feedback_export(
     typer.echo(run_async(export()).summary())
 
 
-def _file_sha256(path: Path) -> str:
-    """The file's sha256 (hashlib, not captioner.checkpoint: `promote` runs without torch)."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @model_app.command("register")
 def model_register(
     path: Annotated[Path, typer.Argument(help="Checkpoint file (best.pt of a run, or an exported .pt)")],
@@ -68,14 +58,14 @@ def model_register(
     need_model_extra()
     from captionbot.settings import Settings
     from captionbot.storage import model_versions
-    from captioner.checkpoint import CheckpointError, load_checkpoint
+    from captioner.checkpoint import CheckpointError, file_sha256, load_checkpoint
 
     path = path.resolve()  # workers may run elsewhere: never store a path relative to this shell
     try:
         _, _, payload = load_checkpoint(path)
     except CheckpointError as exc:
         raise fail(str(exc)) from None
-    sha = _file_sha256(path)
+    sha = file_sha256(path)
     # Same default as CaptionEngine.version, so a worker that loads this file names it alike.
     name = name or payload.get("extra", {}).get("version") or f"{path.stem}-{sha[:12]}"
     metrics = dict(payload.get("metrics") or {})
@@ -104,7 +94,7 @@ async def _find_version(session: AsyncSession, target: str) -> ModelVersion | No
     version = await model_versions.get_model_version(session, name=target)
     if version is not None:
         return version
-    sha = await asyncio.to_thread(_sha256_if_file, Path(target))
+    sha = await asyncio.to_thread(model_versions.checkpoint_sha256, target)
     if sha is not None:
         version = await session.scalar(
             select(ModelVersion).where(ModelVersion.sha256 == sha).order_by(ModelVersion.id.desc()).limit(1)
@@ -112,16 +102,15 @@ async def _find_version(session: AsyncSession, target: str) -> ModelVersion | No
     return version
 
 
-def _sha256_if_file(path: Path) -> str | None:
-    return _file_sha256(path) if path.is_file() else None
-
-
 def _check_file_unchanged(version: ModelVersion) -> None:
     """Refuse to promote a version whose file is gone or was overwritten since it was registered."""
+    from captionbot.storage.model_versions import checkpoint_sha256
+
     path = Path(version.path)
-    if not path.is_file():
+    sha = checkpoint_sha256(path)
+    if sha is None:
         raise fail(f"{version.name}: its checkpoint {path} is missing")
-    if version.sha256 and _file_sha256(path) != version.sha256:
+    if version.sha256 and sha != version.sha256:
         raise fail(f"{version.name}: {path} changed since it was registered; register it again under a new name")
 
 

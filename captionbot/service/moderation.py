@@ -8,11 +8,9 @@ so the page and the command line judge and switch models the same way.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from captionbot.service.learning import LearningService, _ref
@@ -73,17 +71,6 @@ class RatingPoint:
 
 class PromoteError(ValueError):
     """A version can't be promoted; ``str(error)`` says why in one line."""
-
-
-def _file_sha256(path: Path) -> str | None:
-    """The file's sha256, or None when it is not there."""
-    if not path.is_file():
-        return None
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ModerationService(LearningService):
@@ -175,7 +162,7 @@ class ModerationService(LearningService):
             version = await model_versions.get_model_version(session, name=name)
         if version is None:
             raise PromoteError(f"there is no model version called {name!r}")
-        sha = await asyncio.to_thread(_file_sha256, Path(version.path))
+        sha = await asyncio.to_thread(model_versions.checkpoint_sha256, version.path)
         if sha is None:
             raise PromoteError(f"{name}: its checkpoint file is missing")
         if version.sha256 and sha != version.sha256:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
@@ -14,6 +16,19 @@ from captionbot.storage.models import (
     utcnow,
 )
 from captionbot.storage.statements import FETCH
+
+
+def checkpoint_sha256(path: str | Path) -> str | None:
+    """The sha256 of a checkpoint file, or None when there is no such file. Plain hashlib (not
+    captioner.checkpoint): promoting a version runs without torch. Blocking: call it in a thread."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 async def register_model_version(
