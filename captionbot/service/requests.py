@@ -7,6 +7,8 @@ someone else made: request ids travel in addresses, so ownership is checked here
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from captionbot import texts
 from captionbot.service.base import ServiceBase
 from captionbot.service.results import Attention, RequestState, RequestView, TagLabel, UnknownCaptionError
@@ -68,6 +70,14 @@ def _view(row: RequestRow, position: int | None) -> RequestView:
     )
 
 
+async def _with_position(session: AsyncSession, row: RequestRow) -> RequestView:
+    """The view of ``row``, with its queue position while it waits (one more query, only then)."""
+    position = None
+    if row.status in (RequestStatus.QUEUED, RequestStatus.RUNNING):
+        position = await jobs.queue_position(session, request_id=row.request_id)
+    return _view(row, position)
+
+
 class Requests(ServiceBase):
     async def request_view(
         self, request_id: str, *, platform: Platform | str, platform_user_id: str | int
@@ -77,23 +87,17 @@ class Requests(ServiceBase):
             row = await request_views.request_row(
                 session, public_id=request_id, platform=platform, platform_user_id=str(platform_user_id)
             )
-            if row is None:
-                return None
-            position = None
-            if row.status in (RequestStatus.QUEUED, RequestStatus.RUNNING):
-                position = await jobs.queue_position(session, request_id=row.request_id)
-        return _view(row, position)
+            return None if row is None else await _with_position(session, row)
 
     async def recent_requests(
         self, *, platform: Platform | str, platform_user_id: str | int, limit: int = 20
     ) -> list[RequestView]:
         """This person's latest requests, newest first."""
         async with self.session_factory() as session:
-            ids = await request_views.recent_public_ids(
+            rows = await request_views.recent_rows(
                 session, platform=platform, platform_user_id=str(platform_user_id), limit=limit
             )
-        views = [await self.request_view(i, platform=platform, platform_user_id=platform_user_id) for i in ids]
-        return [v for v in views if v is not None]
+            return [await _with_position(session, row) for row in rows]
 
     async def request_photo(
         self, request_id: str, *, platform: Platform | str, platform_user_id: str | int

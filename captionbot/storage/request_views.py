@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import Row, Select, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from captionbot.storage.models import (
@@ -49,11 +49,13 @@ class RequestRow:
     flagged: bool
 
 
-async def request_row(
-    session: AsyncSession, *, public_id: str, platform: Platform | str, platform_user_id: str
-) -> RequestRow | None:
-    """Request ``public_id`` if this person on ``platform`` asked for it, else None."""
-    stmt = (
+#: What :func:`_person_requests` selects per request (the caption and the rest are outer joins).
+_Found = tuple[CaptionRequest, str, str, datetime | None, Caption, str, int | None, str | None, datetime | None]
+
+
+def _person_requests(platform: Platform | str, platform_user_id: str) -> Select[*_Found]:
+    """SELECT the requests this person on ``platform`` made, with all a page shows of each."""
+    return (
         select(
             CaptionRequest,
             Image.sha256,
@@ -70,16 +72,12 @@ async def request_row(
         .outerjoin(Caption, Caption.request_id == CaptionRequest.id)
         .outerjoin(ModelVersion, Caption.model_version_id == ModelVersion.id)
         .outerjoin(Feedback, and_(Feedback.caption_id == Caption.id, Feedback.user_id == User.id))
-        .where(
-            CaptionRequest.public_id == public_id,
-            CaptionRequest.platform == Platform(platform),
-            User.platform_user_id == str(platform_user_id),
-        )
+        .where(CaptionRequest.platform == Platform(platform), User.platform_user_id == str(platform_user_id))
     )
-    row = (await session.execute(stmt)).first()
-    if row is None:
-        return None
-    req, sha, mime, purged_at, caption, version, rating, correction, flagged_at = row
+
+
+def _row(found: Row[*_Found]) -> RequestRow:
+    req, sha, mime, purged_at, caption, version, rating, correction, flagged_at = found
     return RequestRow(
         request_id=req.id,
         public_id=req.public_id,
@@ -105,18 +103,25 @@ async def request_row(
     )
 
 
-async def recent_public_ids(
+async def request_row(
+    session: AsyncSession, *, public_id: str, platform: Platform | str, platform_user_id: str
+) -> RequestRow | None:
+    """Request ``public_id`` if this person on ``platform`` asked for it, else None."""
+    stmt = _person_requests(platform, platform_user_id).where(CaptionRequest.public_id == public_id)
+    found = (await session.execute(stmt)).first()
+    return None if found is None else _row(found)
+
+
+async def recent_rows(
     session: AsyncSession, *, platform: Platform | str, platform_user_id: str, limit: int = 20
-) -> list[str]:
-    """This person's latest requests on ``platform``, newest first."""
+) -> list[RequestRow]:
+    """This person's latest requests on ``platform``, newest first, in one query."""
     stmt = (
-        select(CaptionRequest.public_id)
-        .join(User, CaptionRequest.requester_id == User.id)
-        .where(CaptionRequest.platform == Platform(platform), User.platform_user_id == str(platform_user_id))
+        _person_requests(platform, platform_user_id)
         .order_by(CaptionRequest.created_at.desc(), CaptionRequest.id.desc())
         .limit(limit)
     )
-    return list(await session.scalars(stmt))
+    return [_row(found) for found in await session.execute(stmt)]
 
 
 async def set_flag(session: AsyncSession, *, caption_id: int, user_id: int, flagged: bool) -> None:
