@@ -26,6 +26,7 @@ from typing import Any
 import aiohttp
 
 from benchmarks.pipeline import make_database, pick_model
+from tests.web.browser import free_port
 
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -115,12 +116,7 @@ async def main(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="cb-web-bench-"))
     model, label = pick_model(tmp, args.tiny)
     url, cleanup = await make_database("sqlite", tmp)
-    port = 0
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     settings = Settings(
         data_dir=tmp,
         database_url=url,
