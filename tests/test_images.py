@@ -525,3 +525,13 @@ def test_squash_to_keeps_every_check():
     with pytest.raises(CorruptImageError):
         load_image(data[: len(data) // 2], squash_to=224)
     assert load_image(encode(quadrants(), "PNG"), squash_to=224).size == (224, 224)
+
+
+def test_fit_to_keeps_the_aspect_ratio_and_excludes_squash_to() -> None:
+    from captionbot.images import load_image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (400, 200), "red").save(buf, "JPEG")
+    assert load_image(buf.getvalue(), fit_to=100).size == (100, 50)
+    with pytest.raises(ValueError, match="exclude each other"):
+        load_image(buf.getvalue(), fit_to=100, squash_to=100)

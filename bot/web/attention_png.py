@@ -1,8 +1,9 @@
 """Where the model looked for one word, drawn over the photo as a PNG.
 
-Pillow only (the front end has no numpy): the photo is decoded, turned upright (EXIF), scaled so
-its longer side is ``MAX_SIDE``; the word's ``side`` x ``side`` grid is upsampled to the same size,
-coloured dark blue (looked little) through red to yellow (looked most) and blended over it.
+Pillow only (the front end has no numpy): the photo is decoded with the upload's own checks
+(:func:`captionbot.images.load_image`), turned upright and scaled so its longer side is
+``MAX_SIDE``; the word's ``side`` x ``side`` grid is upsampled to the same size, coloured dark blue
+(looked little) through red to yellow (looked most) and blended over it.
 CPU-bound: call :func:`render` from a thread (``asyncio.to_thread``).
 """
 
@@ -13,9 +14,9 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
-from captionbot.images.formats import supported_formats
+from captionbot.images import ImageError, load_image
 
 MAX_SIDE = 224
 BLEND = 0.5  # how much of the colour map covers the photo
@@ -68,15 +69,9 @@ def forget_photos() -> None:
 
 
 def _photo(data: bytes, max_pixels: int) -> Image.Image:
-    """The photo, upright, RGB, its longer side ``MAX_SIDE``; refuses more than ``max_pixels``."""
+    """The photo, upright, RGB, its longer side ``MAX_SIDE``; refuses more than ``max_pixels``. The
+    byte size was checked when the photo was taken: only the pixels are checked again here."""
     try:
-        with Image.open(io.BytesIO(data), formats=supported_formats()) as image:
-            if image.width * image.height > max_pixels:  # check before decoding anything
-                raise AttentionImageError("too many pixels")
-            image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced scale
-            upright = ImageOps.exif_transpose(image)
-            return ImageOps.contain(upright.convert("RGB"), (MAX_SIDE, MAX_SIDE))
-    except AttentionImageError:
-        raise
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError, SyntaxError) as exc:
+        return load_image(data, max_bytes=len(data), max_pixels=max_pixels, fit_to=MAX_SIDE)
+    except ImageError as exc:
         raise AttentionImageError(type(exc).__name__) from exc

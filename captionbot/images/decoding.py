@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from captionbot.images.errors import (
     ACCEPTED_NAMES,
@@ -56,20 +56,26 @@ def load_image(
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     squash_to: int | None = None,
+    fit_to: int | None = None,
 ) -> Image.Image:
     """Decode ``data`` (the file's bytes, or a path) into a fully loaded, upright RGB image.
 
     ``squash_to=S`` returns it resized to S x S, as the captioner's preprocessing does; a JPEG is then
     decoded at the smallest DCT scale (1/2, 1/4, 1/8) that still gives at least S x S, which makes a
-    12-megapixel phone photo several times cheaper to decode, with the same checks.
+    12-megapixel phone photo several times cheaper to decode, with the same checks. ``fit_to=S``
+    keeps the aspect ratio instead: the longer side becomes S (the web page's attention pictures).
 
     Raises an :class:`ImageError` subclass for anything that is not an acceptable image;
     a missing path raises ``FileNotFoundError`` as usual (that is our bug, not the user's).
     """
+    if squash_to is not None and fit_to is not None:
+        raise ValueError("squash_to and fit_to exclude each other")
     raw = _read(data, max_bytes)
-    image, _ = _decode(raw, max_pixels, draft_to=squash_to)
+    image, _ = _decode(raw, max_pixels, draft_to=squash_to or fit_to)
     if squash_to is not None and image.size != (squash_to, squash_to):
         image = image.resize((squash_to, squash_to), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    if fit_to is not None:
+        image = ImageOps.contain(image, (fit_to, fit_to))
     return image
 
 
