@@ -38,24 +38,18 @@ os.environ["OMP_NUM_THREADS"] = _THREADS
 os.environ["OMP_THREAD_LIMIT"] = _THREADS  # tesseract's OpenMP
 
 import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw, ImageFont  # noqa: E402
+from PIL import Image  # noqa: E402
 from rapidfuzz.distance import Levenshtein  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from training.text_render import font_files, render_sign  # noqa: E402
+
 COCO = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "coco-mini" / "Images"
-FONT_DIRS = [Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/truetype/liberation")]
-FONT_NAMES = (
+# The faces this comparison was measured with (training.text_render knows a few more).
+OLD_FONTS = (
     "DejaVuSans DejaVuSans-Bold DejaVuSerif DejaVuSansMono LiberationSans-Regular LiberationSans-Bold"
     " LiberationSerif-Regular LiberationSansNarrow-Regular"
 ).split()
-PHRASES = (
-    "open daily|no parking|exit|fresh coffee|pizza and pasta|today only|sale 50 off|welcome home|"
-    "bus stop|main street|keep out|hot soup|cold drinks|free wifi|closed on sunday|push|pull|"
-    "fish and chips|city centre|happy birthday|tea 2.50|burger 7.95|salad 6|platform 4|gate 12|room 305|"
-    "call 555 0142|since 1987|best in town|watch your step|menu|breakfast served all day|the old bakery|"
-    "north station|lunch special|please wait here|danger|slow down|green market|park entrance|book shop|"
-    "open 9 to 5|hotel|pharmacy|library"
-).split("|")
-COLOURS = [(255, 255, 255), (0, 0, 0), (220, 30, 30), (250, 220, 40), (30, 60, 200), (20, 140, 60)]
 
 
 def norm(text: str) -> str:
@@ -63,10 +57,13 @@ def norm(text: str) -> str:
 
 
 def fonts() -> list[Path]:
-    found = [d / f"{n}.ttf" for d in FONT_DIRS for n in FONT_NAMES if (d / f"{n}.ttf").is_file()]
-    if not found:
-        sys.exit("no TrueType fonts: apt-get install -y fonts-dejavu-core fonts-liberation")
-    return found
+    try:
+        found = font_files()
+    except RuntimeError as exc:
+        sys.exit(str(exc))
+    return sorted(
+        (f for f in found if f.stem in OLD_FONTS), key=lambda f: (f.parent.name != "dejavu", OLD_FONTS.index(f.stem))
+    )
 
 
 def backgrounds(n: int, offset: int, rng: random.Random) -> tuple[list[Image.Image], str]:
@@ -84,37 +81,8 @@ def backgrounds(n: int, offset: int, rng: random.Random) -> tuple[list[Image.Ima
 
 
 def render(photo: Image.Image, rng: random.Random, font_files: list[Path], clean: bool) -> tuple[Image.Image, str]:
-    """Draw 1-3 lines of text on a copy of the photo; return it and the reference text."""
-    lines = [rng.choice(PHRASES) for _ in range(rng.randint(1, 3))]
-    lines = [ln.upper() if rng.random() < 0.3 else ln.capitalize() if rng.random() < 0.5 else ln for ln in lines]
-    size = rng.choice([24, 28, 32, 40, 48, 64] if clean else [18, 20, 24, 32, 40, 48, 64])
-    angle = 0 if clean else rng.choice([0, 5, -5, 15, -15])
-    box = clean or rng.random() < 0.4
-    if not clean and angle == 0 and box and size >= 24:  # keep the hard set hard
-        box = False
-    fg = rng.choice(COLOURS)
-    img = photo.copy()
-    while True:
-        font = ImageFont.truetype(str(rng.choice(font_files)), size)
-        probe = ImageDraw.Draw(Image.new("L", (1, 1)))
-        _, _, r, b = probe.multiline_textbbox((0, 0), "\n".join(lines), font=font, spacing=size // 4)
-        pad = size // 3
-        w, h = r + 2 * pad, b + 2 * pad
-        if w < img.width * 0.95 and h < img.height * 0.9 or size <= 18:
-            break
-        size = max(18, int(size * 0.8))
-    layer = Image.new("RGBA", (w, h), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(layer)
-    if box:
-        bg = (20, 20, 20) if sum(fg) > 380 else (245, 245, 240)
-        draw.rectangle((0, 0, w, h), fill=bg + (235,))
-    draw.multiline_text((pad, pad), "\n".join(lines), font=font, fill=fg + (255,), spacing=size // 4)
-    if angle:
-        layer = layer.rotate(angle, expand=True, resample=Image.BICUBIC)
-    x = rng.randrange(max(1, img.width - layer.width))
-    y = rng.randrange(max(1, img.height - layer.height))
-    img.paste(layer, (x, y), layer)
-    return img, " ".join(lines)
+    drawn = render_sign(photo, rng, font_files, clean=clean)
+    return drawn.image, drawn.text
 
 
 # ---------------------------------------------------------------- engines (name -> photo -> text)
