@@ -93,7 +93,7 @@ def render_sign(photo: Image.Image, rng: random.Random, fonts: list[Path], *, cl
         probe = ImageDraw.Draw(Image.new("L", (1, 1)))
         _, _, right, bottom = probe.multiline_textbbox((0, 0), "\n".join(lines), font=font, spacing=size // 4)
         pad = size // 3
-        w, h = right + 2 * pad, bottom + 2 * pad
+        w, h = int(right) + 2 * pad, int(bottom) + 2 * pad
         if (w < img.width * 0.95 and h < img.height * 0.9) or size <= 18:
             break
         size = max(18, int(size * 0.8))
@@ -155,7 +155,7 @@ def render_screenshot(rng: random.Random, fonts: list[Path], size: tuple[int, in
         left, top, right, bottom = draw.textbbox((x, y), line, font=font)
         lines.append(line)
         boxes.append((int(left), int(top), int(right), int(bottom)))
-        y = bottom + rng.randint(18, 50)
+        y = int(bottom) + rng.randint(18, 50)
         if y > size[1] - 40:
             break
     return RenderedText(img, " ".join(lines), tuple(boxes))
