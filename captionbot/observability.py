@@ -67,6 +67,18 @@ class _Metrics:
     model_reloads: Counter = field(
         default_factory=lambda: Counter("captionbot_model_reloads", "Hot model swaps in workers.")
     )
+    text_reads: Histogram = field(
+        default_factory=lambda: Histogram(
+            "captionbot_text_read_seconds",
+            "Reading text in one photo (only photos the text check flagged).",
+            buckets=_LATENCY_BUCKETS,
+        )
+    )
+    photos_with_text: Counter = field(
+        default_factory=lambda: Counter(
+            "captionbot_photos_with_text", "Captions that came with text read in the photo."
+        )
+    )
 
 
 METRICS = _Metrics()

@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     cpu_int8_decoder: bool = Field(
         True, description="On a CPU, decode with int8 weights (~1.5x faster; see docs/benchmarks.md for quality)."
     )
+    read_text: bool = Field(
+        True,
+        description="Read text in photos (signs, screenshots, menus) and add it to the answer; needs the "
+        "worker's OCR engine (`pip install 'captionbot[ocr]'`). Off: captions only.",
+    )
+    read_text_threads: int = Field(1, ge=1, le=64, description="CPU threads the worker uses to read text in a photo.")
 
     # --- learning from feedback ------------------------------------------------------------------
     learn_in_run: bool = Field(

@@ -310,8 +310,9 @@ class Stack:
 
 
 def _quiet_libraries() -> None:
-    # taskiq logs every task at INFO; keep our logs readable.
-    for name in ("taskiq", "taskiq.receiver.receiver"):
+    # taskiq logs every task at INFO; keep our logs readable. aiosqlite's DEBUG lines carry SQL
+    # parameters (captions, corrections, text read in photos): personal data stays out of logs.
+    for name in ("taskiq", "taskiq.receiver.receiver", "aiosqlite"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 

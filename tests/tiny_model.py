@@ -241,6 +241,7 @@ def make_settings(tmp_path: Path, backend: Backend, **overrides: Any) -> Any:
         "max_attempts": 2,
         "metrics_port": 0,
         "web_port": 0,
+        "read_text": False,  # tests that read text turn it on (tests/test_worker_reads_text.py)
         "telegram_bot_token": None,
         "discord_bot_token": None,
     }
@@ -307,6 +308,7 @@ def child_env(tmp_path: Path, backend: Backend, **extra: str) -> dict[str, str]:
         CAPTIONBOT_DEVICE="cpu",
         CAPTIONBOT_METRICS_PORT="0",
         CAPTIONBOT_WEB_PORT="0",
+        CAPTIONBOT_READ_TEXT="0",
         CAPTIONBOT_BATCH_SIZE="4",
         CAPTIONBOT_BEAM_SIZE="1",
         CAPTIONBOT_LOG_LEVEL="INFO",

@@ -85,9 +85,20 @@ async def caption_api(request: web.Request) -> web.Response:
 
 # -- one request -------------------------------------------------------------------------------
 
+#: Alt text is read out in one go: the page holds the whole text read in the photo below it.
+WEB_ALT_TEXT_LIMIT = 1024
+
 
 def percent(p: float | None) -> int | None:
     return None if p is None else round(100 * p)
+
+
+def photo_alt(view: RequestView) -> str:
+    """The photo's alt text: the answer, then the text read in it (the page shows all of it too)."""
+    if not view.answer:
+        return web_texts.YOUR_PHOTO_ALT
+    alt, _ = texts.with_photo_text(view.answer, view.photo_text, limit=WEB_ALT_TEXT_LIMIT)
+    return alt.replace("\n", " ")
 
 
 def answer_context(view: RequestView) -> dict[str, Any]:
@@ -95,6 +106,9 @@ def answer_context(view: RequestView) -> dict[str, Any]:
     att = view.attention if view.photo_kept else None
     return {
         "view": view,
+        "photo_alt": photo_alt(view),
+        "photo_text_lines": view.photo_text.splitlines() if view.photo_text else [],
+        "photo_text_label": texts.TEXT_LABEL,
         "band_words": web_texts.BAND_WORDS.get(view.band or ""),
         "confidence": percent(view.confidence),
         "percent": percent,
@@ -117,6 +131,7 @@ def view_json(view: RequestView) -> dict[str, Any]:
         "status_text": None if view.finished else web_texts.waiting(view.queue_position),
         "answer": view.answer,
         "text": view.text,
+        "photo_text": view.photo_text,
         "confidence": view.confidence,
         "band": view.band,
         "band_words": web_texts.BAND_WORDS.get(view.band or ""),

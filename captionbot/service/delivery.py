@@ -179,6 +179,7 @@ def delivery_from(req: CaptionRequest, extras: DeliveryExtras) -> Delivery:
             confidence=caption.confidence,
             band=caption.band,
             hint=caption.hint,
+            photo_text=caption.photo_text,
             model_version=extras.model_version,
             **common,
         )

@@ -169,6 +169,7 @@ class People(ServiceBase):
             found.image_purged,
             found.band,
             found.hint,
+            found.photo_text,
         )
 
     async def read_photo(self, record: CaptionRecord) -> bytes | None:

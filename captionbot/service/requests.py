@@ -60,6 +60,7 @@ def _view(row: RequestRow, position: int | None) -> RequestView:
         hint=row.hint,
         labels=labels,
         attention=_attention(row.attention),
+        photo_text=row.photo_text,
         model_version=row.model_version,
         failure_message=failure,
         rating=row.rating,

@@ -61,6 +61,8 @@ class Delivery:
     confidence: float | None = None  # 0..1
     band: str | None = None  # "sure", "probable", "unsure" or None: how to phrase it (captionbot.texts)
     hint: str | None = None  # the tagger's plain word for the main thing, for "It may show a cat."
+    #: Text read in the photo, one line per line (captionbot.texts.photo_text says how to show it).
+    photo_text: str | None = None
     model_version: str | None = None
     failure_code: ErrorCode | None = None  # why it failed (status == "failed")
     failure_message: str | None = None  # for the person, when status == "failed"
@@ -133,6 +135,7 @@ class CaptionRecord:
     image_purged: bool
     band: str | None = None  # how sure the model is (captionbot.texts)
     hint: str | None = None
+    photo_text: str | None = None  # text read in the photo, one line per line
 
     @property
     def filename(self) -> str:
@@ -177,6 +180,7 @@ class RequestView:
     hint: str | None
     labels: tuple[TagLabel, ...]
     attention: Attention | None
+    photo_text: str | None  # text read in the photo, one line per line
     model_version: str | None
     failure_message: str | None  # for the person, when state == "failed"
     rating: int | None  # this person's

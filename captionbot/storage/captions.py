@@ -185,13 +185,21 @@ class CaptionLookup:
     image_purged: bool
     band: str | None
     hint: str | None
+    photo_text: str | None = None  # the text read in the photo (captions.photo_text)
 
 
 async def caption_lookup(session: AsyncSession, *, caption_id: int, platform: Platform | str) -> CaptionLookup | None:
     """Caption ``caption_id`` if it exists and was asked for on ``platform``."""
     query = (
         select(
-            Caption.text, User.platform_user_id, Image.sha256, Image.mime, Image.purged_at, Caption.band, Caption.hint
+            Caption.text,
+            User.platform_user_id,
+            Image.sha256,
+            Image.mime,
+            Image.purged_at,
+            Caption.band,
+            Caption.hint,
+            Caption.photo_text,
         )
         .join(CaptionRequest, Caption.request_id == CaptionRequest.id)
         .join(User, CaptionRequest.requester_id == User.id)
@@ -201,8 +209,8 @@ async def caption_lookup(session: AsyncSession, *, caption_id: int, platform: Pl
     row = (await session.execute(query)).first()
     if row is None:
         return None
-    text, requester, sha, mime, purged_at, band, hint = row
-    return CaptionLookup(text, requester, sha, mime, purged_at is not None, band, hint)
+    text, requester, sha, mime, purged_at, band, hint, photo_text = row
+    return CaptionLookup(text, requester, sha, mime, purged_at is not None, band, hint, photo_text)
 
 
 async def caption_exists(session: AsyncSession, *, caption_id: int) -> bool:

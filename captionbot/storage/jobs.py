@@ -156,6 +156,7 @@ async def complete_request(
     hint: str | None = None,
     labels: list[dict[str, Any]] | None = None,
     attention: dict[str, Any] | None = None,
+    photo_text: str | None = None,
 ) -> Caption | None:
     """Store the caption and mark the request ``done``; idempotent.
 
@@ -193,6 +194,7 @@ async def complete_request(
         hint=hint,
         labels=labels,
         attention=attention,
+        photo_text=photo_text,
         created_at=now,
     )
     session.add(caption)

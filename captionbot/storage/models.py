@@ -316,6 +316,9 @@ class Caption(Base):
     # Where the model looked for each word: {"side": 7, "words": [...], "maps": [[0..255 x side*side], ...]}
     # (each map scaled to its own maximum); None for models without attention.
     attention: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Text read in the photo, one line per line of text; None when there was none (or reading is off).
+    # Personal data like the photo: never logged, never exported for training.
+    photo_text: Mapped[str | None] = mapped_column(Text)
     # Decoding parameters, e.g. {"beam_size": 3, "max_len": 20}.
     decoding: Mapped[dict[str, Any]] = mapped_column(default=dict)
     latency_ms: Mapped[int | None] = mapped_column(Integer)

@@ -43,6 +43,7 @@ class RequestRow:
     hint: str | None
     labels: list[dict[str, Any]] | None
     attention: dict[str, Any] | None
+    photo_text: str | None
     model_version: str | None
     rating: int | None
     correction: str | None
@@ -96,6 +97,7 @@ def _row(found: Row[*_Found]) -> RequestRow:
         hint=caption.hint if caption else None,
         labels=list(caption.labels or []) if caption else None,
         attention=dict(caption.attention) if caption and caption.attention else None,
+        photo_text=caption.photo_text if caption else None,
         model_version=version,
         rating=rating,
         correction=correction,

@@ -15,7 +15,8 @@ Discord's Apps menu, alt-text re-post and form) is named for it: ``TELEGRAM_*``/
 By topic: :mod:`~captionbot.texts.captions` (how a caption is phrased for its confidence band),
 :mod:`~captionbot.texts.intake` (refusals and failures), :mod:`~captionbot.texts.feedback`
 (buttons, ratings, better captions), :mod:`~captionbot.texts.privacy` (privacy, forget, opt-out,
-stats), :mod:`~captionbot.texts.commands` (help, command menus, Telegram's /autocaption) and
+stats), :mod:`~captionbot.texts.commands` (help, command menus, Telegram's /autocaption),
+:mod:`~captionbot.texts.photo_text` (the text read in a photo, within each platform's limits) and
 :mod:`~captionbot.texts.web` (what only the web page says: its pages, forms and the moderator's page;
 used as ``from captionbot.texts import web``).
 """
@@ -110,6 +111,23 @@ from captionbot.texts.intake import (
     too_many_images,
     too_many_pending,
 )
+from captionbot.texts.photo_text import (
+    BUTTON_ALL_TEXT,
+    ELLIPSIS,
+    DISCORD_ALT_TEXT_LIMIT,
+    DISCORD_MESSAGE_LIMIT,
+    EMOJI_ALL_TEXT,
+    MORE_BY_BUTTON,
+    NO_TEXT,
+    TELEGRAM_CAPTION_LIMIT,
+    TELEGRAM_MESSAGE_LIMIT,
+    TEXT_LABEL,
+    all_text,
+    cut_at_word,
+    flatten,
+    text_line,
+    with_photo_text,
+)
 from captionbot.texts.privacy import (
     BUTTON_FORGET_NO,
     BUTTON_FORGET_YES,
@@ -126,6 +144,21 @@ from captionbot.texts.privacy import (
 )
 
 __all__ = [
+    "BUTTON_ALL_TEXT",
+    "ELLIPSIS",
+    "DISCORD_ALT_TEXT_LIMIT",
+    "DISCORD_MESSAGE_LIMIT",
+    "EMOJI_ALL_TEXT",
+    "MORE_BY_BUTTON",
+    "NO_TEXT",
+    "TELEGRAM_CAPTION_LIMIT",
+    "TELEGRAM_MESSAGE_LIMIT",
+    "TEXT_LABEL",
+    "all_text",
+    "cut_at_word",
+    "flatten",
+    "text_line",
+    "with_photo_text",
     "DESCRIBING",
     "BANDS",
     "BUTTON_BAD",

@@ -4,6 +4,8 @@ bots also say comes from the other :mod:`captionbot.texts` modules)."""
 from __future__ import annotations
 
 TITLE = "captionbot"
+#: The photo's alt text before it is described.
+YOUR_PHOTO_ALT = "The photo you sent"
 TAGLINE = "Describe a photo in words, for alt text."
 NOT_FOUND = "There is nothing here. It may have been deleted."
 NOT_ALLOWED = "That is not something this page can do."

@@ -30,6 +30,10 @@ class WorkerOptions:
     stale_after_s: float = 60.0
     #: How often (at most) to look for a newly promoted model, between batches.
     reload_check_s: float = 5.0
+    #: Read text in photos (captioner.ocr). Off here by default so that tests and tools opt in;
+    #: the settings turn it on for `captionbot worker` / `run`.
+    read_text: bool = False
+    read_text_threads: int = 1
 
     @classmethod
     def from_settings(cls, settings: Settings, queues: Queues, **overrides: Any) -> WorkerOptions:
@@ -41,6 +45,8 @@ class WorkerOptions:
             "max_image_bytes": settings.max_image_bytes,
             "max_pixels": settings.max_pixels,
             "stale_after_s": queues.reclaim_after_s,
+            "read_text": settings.read_text,
+            "read_text_threads": settings.read_text_threads,
         }
         values.update(overrides)
         return cls(**values)
