@@ -11,7 +11,7 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG TORCH_SPEC="torch>=2.4,<=2.14.1"
 ARG TORCHVISION_SPEC="torchvision>=0.19,<=0.29.1"
 # Extras installed with the project; add telegram,discord for an all-in-one `captionbot run` image.
-ARG EXTRAS=model,postgres,redis
+ARG EXTRAS=model,postgres,redis,ocr
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -29,9 +29,17 @@ COPY captioner ./captioner
 COPY training ./training
 COPY bot ./bot
 COPY migrations ./migrations
+# The OCR engine depends on OpenCV's desktop build, which needs libGL; the headless build of the
+# same version is the same library without it.
 # DL3013: versions come from pyproject.toml (the project ships no lock file).
 # hadolint ignore=DL3013
 RUN pip install --no-cache-dir ".[${EXTRAS}]" \
+    && if pip show opencv-python > /dev/null 2>&1; then \
+         cv="$(python -c 'from importlib.metadata import version; print(version("opencv-python"))')" \
+         && pip uninstall -y opencv-python \
+         && pip install --no-cache-dir "opencv-python-headless==${cv}"; \
+       fi \
+    && python -c "from captioner.ocr import TextReader; TextReader()" \
     && python -c "import torch, torchvision; print('torch', torch.__version__, 'cuda', torch.version.cuda)" \
     && captionbot --help > /dev/null
 

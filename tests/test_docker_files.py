@@ -303,6 +303,7 @@ def test_bot_image_installs_no_torch() -> None:
     assert not set(extras) & TORCH_EXTRAS, f"the bot image must not install {set(extras) & TORCH_EXTRAS}"
     names = {_req_name(r) for r in extra_requirements(extras) + pyproject()["project"]["dependencies"]}
     assert not names & {"torch", "torchvision"}, "an extra of the bot image pulls torch in"
+    assert not names & {"rapidocr-onnxruntime", "onnxruntime", "opencv-python"}, "the OCR engine is the worker's"
     text = path.read_text()
     assert "torch" not in " ".join(run_lines(dockerfile_stages(path)[1])).replace(
         "find_spec('torch') is not None", ""
@@ -314,9 +315,12 @@ def test_bot_image_installs_no_torch() -> None:
 
 
 @pytest.mark.parametrize("name", ["worker-cpu", "worker-cuda"])
-def test_worker_images_install_model_postgres_redis(name: str) -> None:
+def test_worker_images_install_model_postgres_redis_and_the_ocr_engine(name: str) -> None:
     extras = _install_extras(DOCKERFILES[name])
-    assert set(extras) >= {"model", "postgres", "redis"}
+    assert set(extras) >= {"model", "postgres", "redis", "ocr"}
+    # OpenCV without libGL (not in the slim base image), and a build that fails if the engine can't load.
+    [install] = [r for r in run_lines(dockerfile_stages(DOCKERFILES[name])[1]) if '".[${EXTRAS}]"' in r]
+    assert "opencv-python-headless" in install and "TextReader()" in install
 
 
 @pytest.mark.parametrize("name", ["worker-cpu", "worker-cuda"])
