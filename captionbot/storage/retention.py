@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from captionbot.storage.captions import usable_feedback
 from captionbot.storage.imagestore import ImageStore
 from captionbot.storage.models import (
+    Caption,
     CaptionRequest,
     Feedback,
     Image,
@@ -53,7 +54,8 @@ async def purge_expired_images(
 ) -> list[str]:
     """Delete photo files whose requests are all delivered and older than ``older_than``.
 
-    The image rows stay (captions and feedback refer to them) with ``purged_at`` set. With
+    The image rows stay (captions and feedback refer to them) with ``purged_at`` set, and the text
+    read in a purged photo goes with it (it is the photo's content, not the model's words). With
     ``keep_for_training``, photos that have training-usable feedback are kept. Files go after
     commit. Returns the digests purged.
     """
@@ -71,6 +73,13 @@ async def purge_expired_images(
     for chunk in chunks([row.id for row in rows]):
         await session.execute(
             update(Image).where(Image.id.in_(chunk)).values(purged_at=now),
+            execution_options={"synchronize_session": False},
+        )
+        of_these = select(CaptionRequest.id).where(CaptionRequest.image_id.in_(chunk))
+        await session.execute(
+            update(Caption)
+            .where(Caption.request_id.in_(of_these), Caption.photo_text.is_not(None))
+            .values(photo_text=None),
             execution_options={"synchronize_session": False},
         )
     digests = [row.sha256 for row in rows]

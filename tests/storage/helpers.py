@@ -60,12 +60,16 @@ async def claim(s: AsyncSession, seeded: Seeded) -> jobs.ClaimedJob | None:
     return await jobs.claim_job(s, public_id=seeded.public_id, stale_before=FAR_PAST)
 
 
-async def captioned(factory: Factory, store: ImageStore | None = None, **kw: object) -> tuple[Seeded, int]:
+async def captioned(
+    factory: Factory, store: ImageStore | None = None, *, photo_text: str | None = None, **kw: object
+) -> tuple[Seeded, int]:
     """A seeded request that went through claim and complete; returns its caption id."""
     seeded = await seed(factory, store, **kw)  # type: ignore[arg-type]
     async with factory.begin() as s:
         assert await claim(s, seeded)
-        caption = await jobs.complete_request(s, request_id=seeded.request_id, text=f"a photo by {seeded.user_id}")
+        caption = await jobs.complete_request(
+            s, request_id=seeded.request_id, text=f"a photo by {seeded.user_id}", photo_text=photo_text
+        )
         assert caption is not None
         return seeded, caption.id
 
