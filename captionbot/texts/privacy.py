@@ -12,9 +12,10 @@ def privacy(retention_days: int) -> str:
         else "until you ask me to forget them"
     )
     return (
-        "What I keep: the photos you send me (" + keep + "), the captions I wrote, and your ratings and "
-        "corrections, linked to your account id and display name. They are used to answer you and, "
-        "unless you opt out, to train better captions.\n"
+        "What I keep: the photos you send me (" + keep + "), the captions I wrote with any text I read "
+        "in the photos (deleted with the photos), and your ratings and corrections, linked to your account id "
+        "and display name. They are used to answer you and, unless you opt out, to train better captions "
+        "(the text read in photos never is).\n"
         "/optout \N{EM DASH} keep getting captions, but never use your photos or feedback for training.\n"
         "/forget \N{EM DASH} delete everything I have about you, now.\n"
         "I never share your photos with anyone."
