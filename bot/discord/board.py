@@ -39,7 +39,7 @@ from bot.discord.respond import NO_MENTIONS
 from bot.discord.views import RATING_COUNT, CaptionRow, button_label, caption_view, dynamic_copy
 from captionbot import texts
 
-_CAPTION_ID = re.compile(r"cb:(?:rate|fix|alt):(\d+)")
+_CAPTION_ID = re.compile(r"cb:(?:rate|fix|alt|text):(\d+)")
 
 
 @dataclass(frozen=True)
@@ -111,14 +111,20 @@ def render(lines: Mapping[int, str], total: int, footer: str | None) -> str:
 
 
 def parse_lines(content: str, total: int) -> dict[int, str]:
-    """The image lines an answer shows (index -> line): the inverse of :func:`render` for ``total`` > 1.
-    Anything else (the placeholder's words, the footer) is not an image's line."""
+    """The image lines an answer shows (index -> line, with the text read in the image on the line
+    after it): the inverse of :func:`render` for ``total`` > 1. Anything else (the placeholder's
+    words, the footer) is not an image's line."""
     prefixes = sorted(((texts.numbered(i, "", total=total), i) for i in range(total)), key=lambda p: -len(p[0]))
     lines: dict[int, str] = {}
+    last: int | None = None  # the image the line before was about
     for line in content.splitlines():
+        if last is not None and line.startswith(texts.TEXT_LABEL):  # the text read in that image
+            lines[last] += f"\n{line}"
+            continue
+        last = None
         for prefix, index in prefixes:
             if prefix and line.startswith(prefix):
-                lines[index] = line[len(prefix) :]
+                lines[index], last = line[len(prefix) :], index
                 break
     return lines
 

@@ -13,11 +13,13 @@ writes the same words into the same message instead of posting them twice:
   edited into the answer; without one (it couldn't be posted) or when it is gone, the answer is a
   new reply to the user's message, with the same nonce.
 
-Several images of one message share that message: one numbered line per image, one row of buttons
-per caption, each delivery merging its lines into what the message already shows. Deliveries of
-one message still wait for each other (:mod:`bot.discord.groups`) so that usually one edit holds
-everything. ``mode == "alt"`` (/alttext) puts the stored image, with its caption as Discord's alt
-text, into the answer instead.
+Several images of one message share that message: one numbered line per image (then the text
+read in it on a line of its own, each image's within its fair share of the 2,000 characters, cut
+short with an "All text" button for the rest), one row of buttons per caption, each delivery
+merging its lines into what the message already shows. Deliveries of one message still wait for
+each other (:mod:`bot.discord.groups`) so that usually one edit holds everything. ``mode ==
+"alt"`` (/alttext) puts the stored image, with its caption and text as Discord's alt text, into
+the answer instead.
 
 Errors follow the service's contract: a transient one (Discord unreachable, 5xx, rate limited, not
 logged in yet) is raised, and the service retries later; a refused edit falls back to a new
@@ -39,6 +41,7 @@ from bot.discord import board
 from bot.discord.board import EditLocks, Target
 from bot.discord.context import ReplyContext
 from bot.discord.groups import Batch, ReplyGroups
+from bot.discord.phototext import with_text
 from bot.discord.respond import NO_MENTIONS
 from bot.discord.views import CaptionRow, alt_text_message, caption_view
 from captionbot import texts
@@ -56,25 +59,44 @@ class NotReadyError(RuntimeError):
     adapter starts): the service retries, and the adapter redelivers once it is ready."""
 
 
-def line(delivery: Delivery) -> str:
-    """What an answer says about one image: its caption, or why there is none."""
+#: Kept free in every answer for what a late one adds below it (texts.late_reply, with a mention).
+_LATE_ROOM = len(texts.late_reply("", f"<@{'9' * 20}>"))
+
+
+def room_per_image(total: int, footer: str | None) -> int:
+    """The characters each image's line may take (its caption and the text read in it), so that one
+    answer fits a Discord message whatever the other images say: a fair share each, after the
+    footer, the image numbers and the line breaks."""
+    free = texts.DISCORD_MESSAGE_LIMIT - _LATE_ROOM - (len(footer) + 1 if footer else 0)
+    number = len(texts.numbered(total - 1, "", total=total))
+    return free // max(1, total) - number - 1
+
+
+def said(delivery: Delivery, *, room: int = texts.DISCORD_MESSAGE_LIMIT) -> tuple[str, bool]:
+    """What an answer says about one image within ``room`` characters: its caption, then on a line
+    of its own the text read in it, or why there is none; and whether that text was cut short."""
     if delivery.ok:
-        return texts.caption(delivery.text, delivery.confidence, band=delivery.band, hint=delivery.hint)
-    return delivery.failure_message or texts.ERROR
+        answer = texts.caption(delivery.text, delivery.confidence, band=delivery.band, hint=delivery.hint)
+        return with_text(answer, delivery.photo_text, room=room)
+    return delivery.failure_message or texts.ERROR, False
 
 
-def caption_rows(parts: dict[int, Delivery], total: int) -> list[CaptionRow]:
-    return sorted(
-        (CaptionRow(d.caption_id, i, total) for i, d in parts.items() if d.ok and d.caption_id is not None),
-        key=lambda r: r.index,
-    )
+def answer_parts(parts: dict[int, Delivery], total: int, footer: str | None) -> tuple[dict[int, str], list[CaptionRow]]:
+    """Each image's line (index -> line) and each caption's row of buttons, "All text" where cut."""
+    room = room_per_image(total, footer)
+    lines: dict[int, str] = {}
+    rows: list[CaptionRow] = []
+    for index, delivery in sorted(parts.items()):
+        lines[index], cut = said(delivery, room=room)
+        if delivery.ok and delivery.caption_id is not None:
+            rows.append(CaptionRow(delivery.caption_id, index, total, all_text=cut))
+    return lines, rows
 
 
 def compose(batch: Batch[Delivery], total: int) -> tuple[str, discord.ui.View | None]:
     """The text (caption first, numbered when several) and the buttons of one reply."""
-    lines = {**batch.notes, **{i: line(d) for i, d in batch.parts.items()}}
-    rows = caption_rows(batch.parts, total)
-    return board.render(lines, total, batch.footer), caption_view(rows) if rows else None
+    lines, rows = answer_parts(batch.parts, total, batch.footer)
+    return board.render({**batch.notes, **lines}, total, batch.footer), caption_view(rows) if rows else None
 
 
 def nonce(request_id: str) -> str:
@@ -150,9 +172,10 @@ class DiscordDelivery:
         if alt is not None:
             return (await tgt.edit(**alt())).id
         if ctx.total > 1:
-            lines = {**batch.notes, **{i: line(d) for i, d in batch.parts.items()}}
-            rows = caption_rows(batch.parts, ctx.total)
-            return await board.merge(tgt, self.locks, total=ctx.total, lines=lines, rows=rows, footer=ctx.footer)
+            lines, rows = answer_parts(batch.parts, ctx.total, ctx.footer)
+            return await board.merge(
+                tgt, self.locks, total=ctx.total, lines={**batch.notes, **lines}, rows=rows, footer=ctx.footer
+            )
         text, view = compose(Batch(batch.parts, {}, ctx.footer), 1)
         return (await tgt.edit(content=text, view=view, allowed_mentions=NO_MENTIONS)).id
 

@@ -11,11 +11,18 @@ from typing import Any, ParamSpec
 import discord
 
 from captionbot import texts
+from captionbot.service import CaptionService
 
 log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 NO_MENTIONS = discord.AllowedMentions.none()
+
+
+def service_of(interaction: discord.Interaction[Any]) -> CaptionService:
+    """The service of the bot that got ``interaction`` (a :class:`~bot.discord.app.CaptionBot`)."""
+    service: CaptionService = interaction.client.service
+    return service
 
 
 async def say(interaction: discord.Interaction[Any], text: str, *, ephemeral: bool = True) -> None:

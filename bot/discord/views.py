@@ -10,6 +10,8 @@ after a restart (discord.py dynamic items, registered in the bot's ``setup_hook`
   :func:`submit_correction`, so one opened before a restart still works.
 * ``cb:alt:<caption>``: re-posts the stored image with the caption as its description (Discord's
   alt text), for the person who asked for the caption only.
+* ``cb:text:<caption>``: "All text", when the text read in the photo was cut short: the whole
+  text, ephemerally (:mod:`bot.discord.phototext`).
 * ``cb:forget:<user>:<yes|no>``: the /forget confirmation; only ``<user>`` may press it.
 
 A button whose caption is gone (deleted by /forget) answers that, briefly and ephemerally.
@@ -24,12 +26,12 @@ from typing import Any
 
 import discord
 
-from bot.discord.respond import NO_MENTIONS, guarded, say
+from bot.discord.phototext import TextButton, alt_description
+from bot.discord.respond import NO_MENTIONS, guarded, say, service_of
 from captionbot import texts
 from captionbot.service import (
     MAX_CORRECTION_CHARS,
     CaptionRecord,
-    CaptionService,
     InvalidFeedbackError,
     UnknownCaptionError,
 )
@@ -37,12 +39,6 @@ from captionbot.service import (
 PLATFORM = "discord"
 #: The rating count a label ends with once someone rated: "Good 2 (3)".
 RATING_COUNT = re.compile(r"\s*\(\d+\)$")
-
-
-def _service(interaction: discord.Interaction[Any]) -> CaptionService:
-    """The service of the bot that got ``interaction`` (a :class:`~bot.discord.app.CaptionBot`)."""
-    service: CaptionService = interaction.client.service
-    return service
 
 
 @dataclass(frozen=True)
@@ -53,6 +49,7 @@ class CaptionRow:
     index: int = 0
     total: int = 1
     alt_button: bool = True
+    all_text: bool = False  # the text read in the photo was cut short: "All text" gives the rest
 
 
 def button_label(word: str, *, index: int, total: int, count: int | None = None) -> str:
@@ -70,6 +67,8 @@ def caption_view(rows: list[CaptionRow]) -> discord.ui.View:
         view.add_item(FixButton(row.caption_id, label=button_label(texts.BUTTON_BETTER, **kw), row=row_number))
         if row.alt_button:
             view.add_item(AltButton(row.caption_id, label=button_label(texts.DISCORD_BUTTON_ALT, **kw), row=row_number))
+        if row.all_text:
+            view.add_item(TextButton(row.caption_id, label=button_label(texts.BUTTON_ALL_TEXT, **kw), row=row_number))
     return view
 
 
@@ -137,7 +136,7 @@ class RateButton(
 
     @guarded
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        service = _service(interaction)
+        service = service_of(interaction)
         try:
             state = await service.rate(
                 caption_id=self.caption_id,
@@ -219,7 +218,7 @@ async def submit_correction(interaction: discord.Interaction[Any]) -> bool:
 
 @guarded
 async def _store_correction(interaction: discord.Interaction[Any], caption_id: int, text: str | None) -> None:
-    service, user_id = _service(interaction), str(interaction.user.id)
+    service, user_id = service_of(interaction), str(interaction.user.id)
     try:
         state = await service.correct(
             caption_id=caption_id, platform=PLATFORM, platform_user_id=user_id, text=text or ""
@@ -263,7 +262,7 @@ class FixButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cb:fi
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         # Waits for a message as well (bot.discord.corrections): typed there if the form is dismissed.
         try:
-            ask = await _service(interaction).ask_for_correction(
+            ask = await service_of(interaction).ask_for_correction(
                 caption_id=self.caption_id,
                 platform=PLATFORM,
                 platform_chat_id=str(interaction.channel_id),
@@ -303,7 +302,7 @@ class AltButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cb:al
 
     @guarded
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        service = _service(interaction)
+        service = service_of(interaction)
         record = await service.find_caption(self.caption_id, platform=PLATFORM)
         if record is None:
             await say(interaction, texts.CAPTION_GONE)
@@ -320,12 +319,12 @@ class AltButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cb:al
 def alt_text_message(record: CaptionRecord, data: bytes, mention: str) -> dict[str, Any]:
     """Keyword arguments for an ``edit`` (the file as its only attachment; a ``send`` takes it as
     ``files``): the image with the caption, phrased for its band, as its description (alt text):
-    the same words the reply says."""
-    description = texts.caption(record.text, band=record.band, hint=record.hint)[:1024]  # Discord's limit
+    the same words the reply says, and the text read in it (cut short: "All text" gives the rest)."""
+    description, cut = alt_description(record)
     return {
         "content": texts.discord_alt_text_post(mention),
         "attachments": [discord.File(io.BytesIO(data), filename=record.filename, description=description)],
-        "view": caption_view([CaptionRow(record.caption_id, alt_button=False)]),
+        "view": caption_view([CaptionRow(record.caption_id, alt_button=False, all_text=cut)]),
         "allowed_mentions": NO_MENTIONS,
     }
 
@@ -369,7 +368,7 @@ class ForgetButton(
         if not self.confirm:
             await interaction.edit_original_response(content=texts.FORGET_CANCELLED, view=None)
             return
-        report = await _service(interaction).forget(platform=PLATFORM, platform_user_id=str(self.user_id))
+        report = await service_of(interaction).forget(platform=PLATFORM, platform_user_id=str(self.user_id))
         if report.found:
             text = texts.forgotten(photos=report.requests, captions=report.captions, feedback=report.feedback)
         else:
@@ -384,6 +383,6 @@ def forget_view(user_id: int) -> discord.ui.View:
     return view
 
 
-_DYNAMIC.extend([RateButton, FixButton, AltButton, ForgetButton])
+_DYNAMIC.extend([RateButton, FixButton, AltButton, TextButton, ForgetButton])
 #: Registered by the bot's setup_hook: these answer their buttons on any message, after any restart.
 DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = tuple(_DYNAMIC)

@@ -3,6 +3,8 @@
 * If the user was told "you're #N in the queue", that message is edited into the answer (so the
   chat doesn't keep a stale status); otherwise the answer is sent as a reply to the photo.
 * A caption gets the rating / "Better caption" buttons; a failure gets its message and no buttons.
+* Text read in the photo follows the caption on a line of its own; when it is too long for one
+  message it is cut short and an "All text" button sends the rest (:mod:`captionbot.texts.photo_text`).
 * Albums: each photo gets its own reply, sent in album order (see :mod:`bot.telegram.progress`).
 
 Error policy, as the service expects: raise for what may pass (network, rate limit after the
@@ -40,10 +42,13 @@ _PERMANENT = (
 def render(delivery: Delivery) -> tuple[str, InlineKeyboardMarkup | None]:
     """The answer's text (caption first, for screen readers) and buttons."""
     if delivery.ok and delivery.caption_id is not None:
-        return (
+        text, cut = texts.with_photo_text(
             texts.caption(delivery.text, delivery.confidence, band=delivery.band, hint=delivery.hint),
-            keyboards.caption_keyboard(delivery.caption_id),
+            delivery.photo_text,
+            limit=texts.TELEGRAM_MESSAGE_LIMIT,
+            more=texts.MORE_BY_BUTTON,
         )
+        return text, keyboards.caption_keyboard(delivery.caption_id, all_text=cut)
     return delivery.failure_message or texts.ERROR, None
 
 

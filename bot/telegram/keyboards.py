@@ -4,6 +4,7 @@ Callback data formats (the digit after the letter is the format version)::
 
     r1:<caption_id>:<rating>   rate a caption: rating is 1 (thumbs up) or -1 (thumbs down)
     c1:<caption_id>            ask for a better caption
+    t1:<caption_id>            send the whole text read in the photo (shown when its line was cut)
     f1:<user_id>:y|n           confirm / cancel /forget; only <user_id> may press it
     x1:<user_id>               stop waiting for <user_id>'s better caption (the prompt's Cancel)
 
@@ -28,6 +29,7 @@ THUMBS_UP, THUMBS_DOWN = 1, -1
 LABEL_GOOD = f"{texts.EMOJI_GOOD} {texts.BUTTON_GOOD}"
 LABEL_BAD = f"{texts.EMOJI_BAD} {texts.BUTTON_BAD}"
 LABEL_BETTER = f"{texts.EMOJI_BETTER} {texts.BUTTON_BETTER}"
+LABEL_ALL_TEXT = f"{texts.EMOJI_ALL_TEXT} {texts.BUTTON_ALL_TEXT}"
 
 
 class Rate(NamedTuple):
@@ -36,6 +38,10 @@ class Rate(NamedTuple):
 
 
 class Correct(NamedTuple):
+    caption_id: int
+
+
+class AllText(NamedTuple):
     caption_id: int
 
 
@@ -48,12 +54,13 @@ class CancelCorrection(NamedTuple):
     user_id: int
 
 
-Action = Rate | Correct | Forget | CancelCorrection
+Action = Rate | Correct | AllText | Forget | CancelCorrection
 
 _ID = r"[1-9][0-9]{0,18}"
 _PATTERNS: list[tuple[re.Pattern[str], type]] = [
     (re.compile(rf"r1:({_ID}):(1|-1)"), Rate),
     (re.compile(rf"c1:({_ID})"), Correct),
+    (re.compile(rf"t1:({_ID})"), AllText),
     (re.compile(rf"f1:({_ID}):([yn])"), Forget),
     (re.compile(rf"x1:({_ID})"), CancelCorrection),
 ]
@@ -66,6 +73,8 @@ def encode(action: Action) -> str:
             data = f"r1:{caption_id}:{rating}"
         case Correct(caption_id):
             data = f"c1:{caption_id}"
+        case AllText(caption_id):
+            data = f"t1:{caption_id}"
         case Forget(user_id, confirm):
             data = f"f1:{user_id}:{'y' if confirm else 'n'}"
         case CancelCorrection(user_id):
@@ -89,6 +98,8 @@ def decode(data: str | None) -> Action | None:
             return Rate(int(m[1]), int(m[2]))
         if kind is Correct:
             return Correct(int(m[1]))
+        if kind is AllText:
+            return AllText(int(m[1]))
         if kind is CancelCorrection:
             return CancelCorrection(int(m[1]))
         return Forget(int(m[1]), m[2] == "y")
@@ -96,10 +107,17 @@ def decode(data: str | None) -> Action | None:
 
 
 def caption_keyboard(
-    caption_id: int, *, mine: int | None = None, ups: int = 0, downs: int = 0, show_counts: bool = False
+    caption_id: int,
+    *,
+    mine: int | None = None,
+    ups: int = 0,
+    downs: int = 0,
+    show_counts: bool = False,
+    all_text: bool = False,
 ) -> InlineKeyboardMarkup:
-    """Rating buttons plus "Better caption". In a private chat the user's own rating is marked; in
-    a group, where many people rate one message, the buttons show how many chose each."""
+    """Rating buttons plus "Better caption", and "All text" when the text read in the photo was cut
+    short. In a private chat the user's own rating is marked; in a group, where many people rate one
+    message, the buttons show how many chose each."""
 
     def label(base: str, rating: int, count: int) -> str:
         if show_counts:
@@ -117,6 +135,7 @@ def caption_keyboard(
                 ),
             ],
             [InlineKeyboardButton(LABEL_BETTER, callback_data=encode(Correct(caption_id)))],
+            *([[InlineKeyboardButton(LABEL_ALL_TEXT, callback_data=encode(AllText(caption_id)))]] if all_text else []),
         ]
     )
 
@@ -147,6 +166,15 @@ def caption_id_of(markup: InlineKeyboardMarkup | None) -> int | None:
             if isinstance(action, Rate | Correct):
                 return action.caption_id
     return None
+
+
+def has_all_text(markup: InlineKeyboardMarkup | None) -> bool:
+    """Whether a caption message shows the "All text" button (kept when its buttons are redrawn)."""
+    return any(
+        isinstance(decode(b.callback_data if isinstance(b.callback_data, str) else None), AllText)
+        for row in (markup.inline_keyboard if markup is not None else ())
+        for b in row
+    )
 
 
 def thumbs_counts(ratings: int, score: int) -> tuple[int, int]:

@@ -113,9 +113,9 @@ from captionbot.texts.intake import (
 )
 from captionbot.texts.photo_text import (
     BUTTON_ALL_TEXT,
-    ELLIPSIS,
     DISCORD_ALT_TEXT_LIMIT,
     DISCORD_MESSAGE_LIMIT,
+    ELLIPSIS,
     EMOJI_ALL_TEXT,
     MORE_BY_BUTTON,
     NO_TEXT,

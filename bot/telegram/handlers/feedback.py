@@ -1,4 +1,4 @@
-"""Buttons (rate, better caption, /forget confirmation) and the better-caption replies.
+"""Buttons (rate, better caption, all text, /forget confirmation) and the better-caption replies.
 
 Every callback query is answered, whatever happens: an expired or forged button, a caption deleted
 by /forget, a button pressed by someone who may not use it.
@@ -38,6 +38,8 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await _rate(query, context, action)
         case keyboards.Correct():
             await _ask_for_correction(query, context, action)
+        case keyboards.AllText():
+            await _send_all_text(query, context, action)
         case keyboards.Forget():
             await _forget(query, context, action)
         case keyboards.CancelCorrection():
@@ -66,10 +68,44 @@ async def _rate(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE, action
     await query.answer(texts.rated(action.rating))
     ups, downs = keyboards.thumbs_counts(state.ratings, state.score)
     private = query.message is not None and query.message.chat.type == ChatType.PRIVATE
+    # The message's text doesn't change, so neither does whether its text line was cut.
+    shown = query.message.reply_markup if isinstance(query.message, Message) else None
     markup = keyboards.caption_keyboard(
-        action.caption_id, mine=state.rating, ups=ups, downs=downs, show_counts=not private
+        action.caption_id,
+        mine=state.rating,
+        ups=ups,
+        downs=downs,
+        show_counts=not private,
+        all_text=keyboards.has_all_text(shown),
     )
     await _edit_markup(query, markup)
+
+
+async def _send_all_text(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE, action: keyboards.AllText) -> None:
+    """The whole text read in the photo, in replies to the caption message (never logged)."""
+    record = await deps(context).service.find_caption(action.caption_id, platform=PLATFORM)
+    if record is None:
+        await query.answer(texts.CAPTION_GONE)
+        await _drop_buttons(query)
+        return
+    if not record.photo_text or not texts.flatten(record.photo_text):
+        await query.answer(texts.NO_TEXT)
+        return
+    message = query.message
+    chat_id = message.chat.id if message is not None else query.from_user.id
+    reply_to = (
+        ReplyParameters(message.message_id, allow_sending_without_reply=True) if isinstance(message, Message) else None
+    )
+    try:
+        for part in texts.all_text(record.photo_text, limit=texts.TELEGRAM_MESSAGE_LIMIT):
+            await context.bot.send_message(
+                chat_id,
+                part,
+                reply_parameters=reply_to,
+                message_thread_id=topic_id(message) if isinstance(message, Message) else None,
+            )
+    finally:
+        await query.answer()
 
 
 async def _ask_for_correction(
