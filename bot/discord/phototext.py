@@ -6,7 +6,7 @@ and an image description's 1,024, and the whole of it behind a persistent button
   from those who see the caption). A button whose caption is gone says so.
 
 Markdown in the text is escaped: a sign reading "# SALE" or "||" must not turn into a heading or
-a spoiler on Discord; it reads as written.
+a spoiler on Discord; it reads as written. A web address in it (a screenshot) gets no page preview.
 """
 
 from __future__ import annotations
@@ -23,9 +23,15 @@ from captionbot.service import CaptionRecord
 PLATFORM = "discord"
 
 
+_URL = re.compile(r"https?://[^\s<>]+")
+
+
 def escaped(stored: str) -> str:
-    """The stored text, line by line, with Discord's markdown escaped."""
-    return "\n".join(discord.utils.escape_markdown(line) for line in stored.splitlines())
+    """The stored text, line by line, with Discord's markdown escaped and web addresses in <...>,
+    which Discord shows as plain links without a preview of the page."""
+    return "\n".join(
+        _URL.sub(lambda m: f"<{m[0]}>", discord.utils.escape_markdown(line)) for line in stored.splitlines()
+    )
 
 
 def with_text(answer: str, stored: str | None, *, room: int) -> tuple[str, bool]:

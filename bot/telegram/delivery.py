@@ -18,7 +18,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from telegram import Bot, InlineKeyboardMarkup, ReplyParameters
+from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters
 from telegram.error import BadRequest, ChatMigrated, Forbidden
 
 from bot.telegram import keyboards
@@ -27,6 +27,9 @@ from captionbot import texts
 from captionbot.service import Delivery
 
 log = logging.getLogger(__name__)
+
+#: Text read in a photo may hold web addresses (screenshots): no preview of a page nobody asked for.
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 #: BadRequest descriptions that mean "this chat can't get the answer, ever".
 _PERMANENT = (
@@ -95,11 +98,21 @@ class TelegramDelivery:
         )
         try:
             msg = await bot.send_message(
-                chat_id, text, reply_markup=markup, reply_parameters=reply_to, message_thread_id=thread_id
+                chat_id,
+                text,
+                reply_markup=markup,
+                reply_parameters=reply_to,
+                message_thread_id=thread_id,
+                link_preview_options=NO_PREVIEW,
             )
         except ChatMigrated as exc:  # the group became a supergroup: same chat, new id
             msg = await bot.send_message(
-                exc.new_chat_id, text, reply_markup=markup, reply_parameters=reply_to, message_thread_id=thread_id
+                exc.new_chat_id,
+                text,
+                reply_markup=markup,
+                reply_parameters=reply_to,
+                message_thread_id=thread_id,
+                link_preview_options=NO_PREVIEW,
             )
         return msg.message_id
 
@@ -109,7 +122,9 @@ class TelegramDelivery:
     ) -> int | None:
         """Edit the queue status message into the answer; None if that message is gone."""
         try:
-            await bot.edit_message_text(text, chat_id=chat_id, message_id=message_id, reply_markup=markup)
+            await bot.edit_message_text(
+                text, chat_id=chat_id, message_id=message_id, reply_markup=markup, link_preview_options=NO_PREVIEW
+            )
         except BadRequest as exc:
             if "not modified" in exc.message.lower():  # a retry after the edit already went through
                 return message_id

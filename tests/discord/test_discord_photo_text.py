@@ -87,8 +87,9 @@ def test_a_shared_answer_reads_back_each_image_with_its_text_line():
     assert parse_lines(text, 3) == lines  # a later delivery keeps the others' text lines
 
 
-def test_markdown_in_the_text_reads_as_written():
+def test_markdown_in_the_text_reads_as_written_and_links_get_no_preview():
     assert escaped("# SALE\n||secret|| *now*") == "\\# SALE\n\\|\\|secret\\|\\| \\*now\\*"
+    assert escaped("see https://example.com/a_b now") == "see <https://example.com/a_b> now"  # no preview
     text, _ = compose(Batch({0: done(0, "**50% off**")}, {}), total=1)
     assert text.endswith('Text in the photo: "\\*\\*50% off\\*\\*"')
 

@@ -105,6 +105,10 @@ async def test_a_long_text_is_cut_and_all_text_sends_the_whole_of_it(fake, setti
     assert len(expected) > 1 and [m["text"] for m in sent] == expected  # replies to the caption, in order
     assert all(len(m["text"]) <= texts.TELEGRAM_MESSAGE_LIMIT for m in sent)
     assert words(" ".join(m["text"] for m in sent)) == ["Text", "in", "the", "photo:", *words(LONG)]
+    # Web addresses in a photo's text get no link preview.
+    with_text = [c for c in fake.calls if "lazy dog" in str(c.params.get("text"))]
+    assert len(with_text) == len(sent) + 1  # the caption, then the whole text
+    assert all(c.params.get("link_preview_options") == {"is_disabled": True} for c in with_text)
     # The text is never logged (aiosqlite's DEBUG lines are kept out by the logging set-up, not here).
     logged = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("aiosqlite"))
     assert "lazy dog" not in logged and "Line 1" not in logged

@@ -20,6 +20,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot.telegram import keyboards
+from bot.telegram.delivery import NO_PREVIEW
 from bot.telegram.deps import deps
 from bot.telegram.intake import PLATFORM, topic_id
 from captionbot import texts
@@ -103,6 +104,7 @@ async def _send_all_text(query: CallbackQuery, context: ContextTypes.DEFAULT_TYP
                 part,
                 reply_parameters=reply_to,
                 message_thread_id=topic_id(message) if isinstance(message, Message) else None,
+                link_preview_options=NO_PREVIEW,
             )
     finally:
         await query.answer()
