@@ -19,6 +19,7 @@ from captioner.decoding import Decoded, beam_search
 from captioner.guidance import Guidance, forced_words, guide
 from captioner.labelmap import LabelMap, with_article
 from captioner.preprocess import to_batch
+from captioner.text_probe import TextProbe
 from captioner.vocab import detokenize
 from captioner.vocab_expansion import restricted_mask
 
@@ -34,6 +35,7 @@ class CaptionResult:
     band: str | None = None  # "sure", "probable" or "unsure" (captionbot.texts says how each is phrased)
     hint: str | None = None  # the tagger's plain word for the main thing, when it is confident ("cat")
     labels: list[dict] = field(default_factory=list)  # tagger's top labels: {"label", "word", "p"}
+    text_score: float | None = None  # probability that the photo shows text, 0..1; None: no probe fits
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -86,6 +88,8 @@ class CaptionEngine:
         self.guidance = Guidance.from_dict(calibration.get("guidance"))
         self.restricted = restricted_mask(vocab, payload.get("extra", {}).get("expanded_words"))
         self.scorer = ConfidenceScorer.from_calibration(calibration, vocab, self.restricted)
+        # "Is there text?" on the grid computed anyway, so that the OCR runs only where it may find some.
+        self.text_probe = TextProbe.load(encoder=model.cfg.encoder)
 
     @classmethod
     def load(
@@ -190,23 +194,32 @@ class CaptionEngine:
         seqs = [self.vocab.encode(t)[1:-1] for t in texts]
         confidence = self.scorer.score(self.model, self.decoder, grid, seqs, tag_probs, labelmap)  # (B,)
         t4 = time.perf_counter()
+        text_scores = self.text_probe.score(grid).tolist() if self.text_probe is not None else None  # (B,)
+        t5 = time.perf_counter()
         # Per batch, in ms: what each part of an honest caption costs (benchmarks/captioner_speed.py).
         parts = {
             "beam_ms": (t1 - t0) * 1e3,
             "tag_ms": (t2 - t1) * 1e3,
             "guide_ms": (t3 - t2) * 1e3,
             "score_ms": (t4 - t3) * 1e3,
+            "text_ms": (t5 - t4) * 1e3,
             "forced": float(sum(forced)),
         }
         results = self._results(out, texts, confidence.tolist(), with_attention, forced)
         for i, r in enumerate(results):
             r.timings_ms = dict(parts)
             r.band = self.scorer.band(r.confidence)
+            r.text_score = text_scores[i] if text_scores is not None else None
             if tops is not None and labelmap is not None and tag_probs is not None:
                 r.labels = labelmap.top_labels(tag_probs[i : i + 1])[0]
                 best = tops[i][0] if tops[i] else None
                 r.hint = with_article(best.word) if best and best.p >= self.guidance.hint_above else None
         return results
+
+    def may_have_text(self, result: CaptionResult) -> bool:
+        """Whether the OCR should read this photo: unknown (no probe fits this model) means yes."""
+        probe = self.text_probe
+        return result.text_score is None or probe is None or result.text_score >= probe.threshold
 
     @torch.inference_mode()
     def judge(self, images: list[Image.Image], captions: list[str]) -> list[float]:
