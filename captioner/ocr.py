@@ -3,13 +3,21 @@
 The engine is rapidocr-onnxruntime (PP-OCRv4 detection + recognition as ONNX models inside the
 wheel; nothing is downloaded), chosen in docs/benchmarks.md section 8. On top of it:
 
-- **reading order**: boxes grouped into rows by vertical overlap, rows top to bottom, boxes in a
-  row left to right; one row per line of the result;
+- **reading order**: lines grouped into rows (lines of about one size that overlap across their
+  own slant, so that the lines of a tilted sign stay apart), rows top to bottom, lines in a row
+  along it; one row per line of the result. The text-direction classifier is not used: it turned
+  upright English upside down more often than it fixed anything (docs/benchmarks.md section 9);
 - **spaces**: the Chinese + English recognition model often drops the space between English words
-  ("SERVEDALLDAY"). A run of letters that is not an English word is split into words
-  (symspellpy's word segmentation over its bundled English frequency list) only where the
-  recognised characters also stand further apart than the line's usual letter spacing, so names
-  are left alone;
+  ("SERVEDALLDAY") although its own output still gives the space some probability between the
+  two words (CTC: the columns between two letters, where "blank" won). A space goes back where
+  that probability reaches ``SPACE_PROB``, unless it would cut a dictionary word into non-words.
+  Then a run of letters that is still not an English word is split into words (symspellpy's
+  word segmentation over its bundled English frequency list) only where the space had some
+  probability (``SPACE_HINT``) or the recognised characters stand further apart than the line's
+  usual letter spacing, so names are left alone; a space goes after ",;:!?" between a letter
+  and a letter or digit;
+- **look-alikes**: a 0 or 1 among letters becomes O, l or I where that makes an English word of
+  a token that is none ("R00M", "T0", "Ca11");
 - **honesty**: lines the recogniser is unsure of, and lone characters, are left out.
 
 ``TextReader.read(image)`` gives the lines (an empty list when there is no text);
@@ -22,6 +30,7 @@ from __future__ import annotations
 import logging
 import re
 import statistics
+import string
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -35,15 +44,30 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = "pip install 'captionbot[ocr]'"
 #: Photos are read at most this large (longer side, pixels): small text stays legible, time bounded.
 READ_SIDE = 1600
-#: The detector-only pre-check runs on a copy whose longer side is this (93 ms on one thread).
+#: The detector-only pre-check runs on a copy whose longer side is this (40-90 ms on one thread;
+#: at 480 px it misses the small text of real street photos).
 CHECK_SIDE = 640
+#: The detector's settings for reading: rapidocr's defaults (box score 0.5, box grown 1.6x, input
+#: short side 736 px) measured best of those tried (docs/benchmarks.md section 9).
+BOX_THRESH = 0.5
+UNCLIP_RATIO = 1.6
+DET_SIDE: tuple[int, str] | None = None  # (det_limit_side_len, det_limit_type); None: the engine's own
+#: The 0/180-degree classifier: off (it flipped upright words: "pull" read as "lind").
+USE_CLS = False
 #: Boxes in one row further apart than this many line heights are separate lines.
 GAP_HEIGHTS = 2.5
+#: A space goes back between two recognised characters where the recogniser gave it at least this
+#: probability in some column between them (tuned on drawn text over Flickr8k dev photos).
+SPACE_PROB = 0.03
+#: Weaker evidence, enough where the word segmentation also wants a space there.
+SPACE_HINT = 0.005
 
 
 #: Dictionary words of one or two letters that may stand between the words of a split run.
 SHORT_WORDS = frozenset("a i am an as at be by do go he if in is it me my no of on or so to up us we".split())
 _RUNS = re.compile(r"[^\W\d_]+|\d+")  # runs of letters, runs of digits
+_AFTER_PUNCT = re.compile(r"(?<=[^\W\d_])([,;:!?])(?=[^\W_])")  # a letter, the mark, a letter or digit
+_LOOKALIKE = re.compile(r"[^\W\d_]+[01][^\W\d_01]*(?:[01]+[^\W\d_]*)*")  # letters first, then 0s/1s among letters
 
 
 class OcrUnavailableError(RuntimeError):
@@ -55,16 +79,38 @@ class ReadLine:
     text: str
     score: float  # the recogniser's mean character probability, 0..1
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 in the photo's pixels
+    #: The detector's four corners (top-left, top-right, bottom-right, bottom-left), when known:
+    #: tilted text is put in rows along its own slant. None: the box, level.
+    quad: tuple[tuple[float, float], ...] | None = None
+
+    def frame(self) -> tuple[float, float, float]:
+        """(slant in radians, thickness across the text, length along it)."""
+        if self.quad is None or len(self.quad) != 4:
+            return 0.0, self.box[3] - self.box[1], self.box[2] - self.box[0]
+        (ax, ay), (bx, by), (cx, cy), (dx, dy) = self.quad
+        angle = float(np.arctan2((by - ay) + (cy - dy), (bx - ax) + (cx - dx)))
+        thick = (np.hypot(dx - ax, dy - ay) + np.hypot(cx - bx, cy - by)) / 2
+        length = (np.hypot(bx - ax, by - ay) + np.hypot(cx - dx, cy - dy)) / 2
+        return angle, float(thick), float(length)
 
 
 class WordSpacer:
     """Puts back the spaces the recogniser dropped between English words (see the module docstring)."""
 
-    def __init__(self, *, min_gap_ratio: float = 1.25, min_length: int = 6) -> None:
+    def __init__(
+        self,
+        *,
+        min_gap_ratio: float = 1.25,
+        min_length: int = 5,
+        space_prob: float = SPACE_PROB,
+        space_hint: float = SPACE_HINT,
+    ) -> None:
         from symspellpy import SymSpell
 
         self.min_gap_ratio = min_gap_ratio
         self.min_length = min_length
+        self.space_prob = space_prob
+        self.space_hint = space_hint
         self.sym = SymSpell(max_dictionary_edit_distance=0, prefix_length=7)
         words = resources.files("symspellpy") / "frequency_dictionary_en_82_765.txt"
         with resources.as_file(words) as path:
@@ -88,6 +134,20 @@ class WordSpacer:
             points.append(at)
         return points
 
+    def lookalikes(self, token: str) -> str:
+        """ "R00M" -> "ROOM", "T0" -> "TO", "Ca11" -> "Call": a 0 or 1 after a letter, where letters
+        make an English word of it and the token is no word as it stands ("4B", "10am" stay)."""
+        core = token.strip(string.punctuation)
+        if not _LOOKALIKE.fullmatch(core) or self.is_word(core):
+            return token
+        upper = core.upper() == core
+        for one in ("l", "i"):
+            word = core.replace("0", "o").replace("1", one)
+            if self.is_word(word) and (len(word) > 2 or word.lower() in SHORT_WORDS):
+                fixed = "".join(w.upper() if upper or c.isupper() else w for c, w in zip(core, word, strict=True))
+                return token.replace(core, fixed, 1)
+        return token
+
     def token_cuts(self, token: str) -> list[tuple[int, bool]]:
         """Candidate cuts in one token: (position, needs a wide gap to be believed)."""
         runs = [m.span() for m in _RUNS.finditer(token)]
@@ -104,24 +164,99 @@ class WordSpacer:
             cuts.extend((a0 + c, True) for c in self.split_points(token[a0:a1]))
         return sorted(cuts)
 
-    def respace(self, text: str, steps: list[float] | None) -> str:
-        """``steps[i]``: distance from character i-1 to character i along the line (None: unknown,
-        then no word is split)."""
+    def respace(self, text: str, steps: list[float] | None, space_probs: list[float] | None = None) -> str:
+        """``steps[i]``: distance from character i-1 to character i along the line; ``space_probs[i]``:
+        the recogniser's probability of a space between character i-1 and character i (None:
+        unknown; with neither, no word is split)."""
+        if space_probs is not None and len(space_probs) == len(text):
+            text, steps, space_probs = self._spaced(text, steps, space_probs)
+        else:
+            space_probs = None
+        if steps is not None and len(steps) != len(text):
+            steps = None
         usual = None
-        if steps is not None and len(steps) == len(text):
+        if steps is not None:
             letters = [s for i, s in enumerate(steps) if i and text[i] != " " and text[i - 1] != " "]
             usual = statistics.median(letters) if len(letters) >= 4 else None
+
+        def apart(i: int) -> bool:  # evidence of a space before character i
+            wide = usual is not None and steps is not None and steps[i] >= self.min_gap_ratio * usual
+            return wide or (space_probs is not None and space_probs[i] >= self.space_hint)
+
         out = []
         for start, token in _tokens(text):
             cuts = self.token_cuts(token)
-            wide = [c for c, needs_gap in cuts if needs_gap]
-            believed = usual is not None and all(
-                steps is not None and steps[start + c] >= self.min_gap_ratio * usual for c in wide
-            )
+            believed = all(apart(start + c) for c, needs_gap in cuts if needs_gap)
             keep = sorted(c for c, needs_gap in cuts if not needs_gap or believed)
             bounds = [0, *keep, len(token)]
             out.append(" ".join(token[a:b] for a, b in zip(bounds, bounds[1:], strict=False)))
-        return " ".join(out)
+        text = _AFTER_PUNCT.sub(r"\1 ", " ".join(out))  # "Reminder:bring", "password,try"
+        return " ".join(self.lookalikes(t) for t in text.split())
+
+    def _spaced(
+        self, text: str, steps: list[float] | None, probs: list[float]
+    ) -> tuple[str, list[float] | None, list[float]]:
+        """The spaces the recogniser was sure enough of put in (steps and probabilities kept aligned:
+        an added space takes the step and the probability 1)."""
+        aligned = steps is not None and len(steps) == len(text)
+        chars: list[str] = []
+        new_steps: list[float] = []
+        new_probs: list[float] = []
+        added: list[int] = []
+        for i, ch in enumerate(text):
+            step = steps[i] if steps is not None and aligned else 0.0
+            if i and probs[i] >= self.space_prob and ch != " " and text[i - 1] != " ":
+                added.append(len(chars))
+                chars.append(" ")
+                new_steps.append(step)
+                new_probs.append(1.0)
+            chars.append(ch)
+            new_steps.append(step)
+            new_probs.append(probs[i])
+        # An added space that cuts a dictionary word into pieces that are not both words goes again
+        # ("pha rmacy": the model's space probability has a little noise inside words).
+        for at in reversed(added):
+            left = re.search(r"[^\W\d_]+$", "".join(chars[:at]))
+            right = re.match(r"[^\W\d_]+", "".join(chars[at + 1 :]))
+            if left and right and self.is_word(left.group() + right.group()):
+                if not (self.is_word(left.group()) and self.is_word(right.group())):
+                    del chars[at], new_steps[at], new_probs[at]
+        return "".join(chars), new_steps if aligned else None, new_probs
+
+
+class _SpaceProbs(list):
+    """The recogniser's per-character confidences, carrying ``space``: per character, the probability
+    of a space between it and the previous one (see ``_RecordSpaces``)."""
+
+    space: list[float]
+
+
+class _RecordSpaces:
+    """Wraps rapidocr's CTC decoder: besides the text, notes for each decoded character the highest
+    probability of a space in the columns between it and the previous character (where "blank"
+    won). It rides along in the per-character confidence list, the result's last element."""
+
+    def __init__(self, decoder: Any) -> None:
+        self.decoder = decoder
+        self.space = decoder.character.index(" ") if " " in decoder.character else None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.decoder, name)
+
+    def __call__(self, preds: np.ndarray, return_word_box: bool = False, **kwargs: Any) -> Any:
+        out = self.decoder(preds, return_word_box, **kwargs)
+        if self.space is None or not return_word_box:
+            return out
+        best = preds.argmax(axis=2)  # (B, T) CTC columns; 0 = blank
+        for b, item in enumerate(out):
+            row = best[b]
+            cols = np.flatnonzero((row != 0) & np.r_[True, row[1:] != row[:-1]])  # as the decoder reads them
+            probs = _SpaceProbs(item[2][4])
+            probs.space = [0.0] + [
+                float(preds[b, a + 1 : z, self.space].max(initial=0.0)) for a, z in zip(cols, cols[1:], strict=False)
+            ]
+            item[2][4] = probs
+        return out
 
 
 def _tokens(text: str) -> list[tuple[int, str]]:
@@ -139,27 +274,44 @@ def _char_steps(chars: list[str], quads: list[Any], text: str) -> list[float] | 
     return [0.0, *np.linalg.norm(np.diff(centres, axis=0), axis=1).tolist()]
 
 
+#: Lines whose slants differ by more than this (radians, about 10 degrees) are not one row.
+SAME_SLANT = 0.18
+
+
 def reading_order(lines: list[ReadLine]) -> list[ReadLine]:
-    """Rows (boxes overlapping vertically by at least half the smaller height) top to bottom; in a
-    row, boxes left to right, joined with a space unless the gap between them is wider than
-    ``GAP_HEIGHTS`` line heights (two signs side by side stay two lines)."""
+    """Rows (lines of about one size overlapping across their slant by at least half the thinner
+    one: for level text, vertical overlap of half the smaller height) top to bottom; in a row, lines along the slant,
+    joined with a space unless the gap between them is wider than ``GAP_HEIGHTS`` line heights
+    (two signs side by side stay two lines)."""
+
+    def at(line: ReadLine, angle: float) -> tuple[float, float]:  # (along, across) in a frame slanted by angle
+        x, y = (line.box[0] + line.box[2]) / 2, (line.box[1] + line.box[3]) / 2
+        return x * np.cos(angle) + y * np.sin(angle), -x * np.sin(angle) + y * np.cos(angle)
+
     rows: list[list[ReadLine]] = []
     for line in sorted(lines, key=lambda ln: (ln.box[1] + ln.box[3]) / 2):
-        y0, y1 = line.box[1], line.box[3]
+        slant, thick, _ = line.frame()
         for row in rows:
-            r0, r1 = min(ln.box[1] for ln in row), max(ln.box[3] for ln in row)
-            if min(y1, r1) - max(y0, r0) >= 0.5 * min(y1 - y0, r1 - r0):
+            row_slant = row[0].frame()[0]
+            if abs(slant - row_slant) > SAME_SLANT or not 0.5 <= thick / max(1.0, row[0].frame()[1]) <= 2:
+                continue  # another slant, or text of another size: another sign
+            lo, hi = at(line, row_slant)[1] - thick / 2, at(line, row_slant)[1] + thick / 2
+            spans = [(at(r, row_slant)[1], r.frame()[1]) for r in row]
+            r0, r1 = min(c - t / 2 for c, t in spans), max(c + t / 2 for c, t in spans)
+            if min(hi, r1) - max(lo, r0) >= 0.5 * min(thick, r1 - r0):
                 row.append(line)
                 break
         else:
             rows.append([line])
     out = []
     for row in rows:
-        row.sort(key=lambda ln: ln.box[0])
+        slant = row[0].frame()[0]
+        ends = {id(ln): (at(ln, slant)[0] - ln.frame()[2] / 2, at(ln, slant)[0] + ln.frame()[2] / 2) for ln in row}
+        row.sort(key=lambda ln: ends[id(ln)][0])
         group = [row[0]]
         for line in row[1:]:
-            height = max(1.0, min(line.box[3] - line.box[1], group[-1].box[3] - group[-1].box[1]))
-            if line.box[0] - group[-1].box[2] > GAP_HEIGHTS * height:
+            height = max(1.0, min(line.frame()[1], group[-1].frame()[1]))
+            if ends[id(line)][0] - ends[id(group[-1])][1] > GAP_HEIGHTS * height:
                 out.append(_joined(group))
                 group = []
             group.append(line)
@@ -174,6 +326,8 @@ def _joined(group: list[ReadLine]) -> ReadLine:
         max(ln.box[2] for ln in group),
         max(ln.box[3] for ln in group),
     )
+    if len(group) == 1:
+        return group[0]
     return ReadLine(" ".join(ln.text for ln in group), sum(ln.score for ln in group) / len(group), box)
 
 
@@ -188,7 +342,11 @@ class TextReader:
             raise OcrUnavailableError(f"reading text in photos needs the OCR engine: {INSTALL_HINT}") from exc
         threads = max(1, threads)
         self.min_score = min_score
-        self.engine = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1)
+        det = {"det_limit_side_len": DET_SIDE[0], "det_limit_type": DET_SIDE[1]} if DET_SIDE else {}
+        self.engine = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1, **det)
+        rec = getattr(self.engine, "text_rec", None)
+        if rec is not None and hasattr(getattr(rec, "postprocess_op", None), "character"):
+            rec.postprocess_op = _RecordSpaces(rec.postprocess_op)
         self.checker = RapidOCR(
             intra_op_num_threads=threads, inter_op_num_threads=1, det_limit_side_len=CHECK_SIDE, det_limit_type="max"
         )
@@ -210,17 +368,26 @@ class TextReader:
         if max(image.size) > READ_SIDE:
             image = image.copy()
             image.thumbnail((READ_SIDE, READ_SIDE))
-        result, _ = self.engine(self._bgr(image), return_word_box=True)
+        result, _ = self.engine(
+            self._bgr(image),
+            use_cls=USE_CLS,
+            return_word_box=True,
+            box_thresh=BOX_THRESH,
+            unclip_ratio=UNCLIP_RATIO,
+            text_score=0.5,
+        )
         lines = []
         for item in result or []:
-            quad, text, score = item[0], str(item[1]).strip(), float(item[2])
+            quad, text, score = item[0], str(item[1]), float(item[2])
             if score < self.min_score or sum(ch.isalnum() for ch in text) < 2:
                 continue
             if len(item) >= 5:
-                text = self.spacer.respace(text, _char_steps(list(item[4]), list(item[3]), text))
+                space = getattr(item[5], "space", None) if len(item) >= 6 else None
+                text = self.spacer.respace(text, _char_steps(list(item[4]), list(item[3]), text), space)
             xy = np.asarray(quad, dtype=float).reshape(-1, 2)  # (4, 2) corners
             box = (float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max()))
-            lines.append(ReadLine(" ".join(text.split()), score, box))
+            corners = tuple((float(x), float(y)) for x, y in xy)
+            lines.append(ReadLine(" ".join(text.split()), score, box, corners))
         return reading_order(lines)
 
 

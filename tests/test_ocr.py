@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
@@ -99,3 +100,52 @@ def test_reading_order_rows_then_left_to_right_and_far_apart_signs_stay_apart() 
         ReadLine("far sign", 0.9, (600, 15, 700, 45)),
     ]
     assert [ln.text for ln in reading_order(lines)] == ["hello world", "far sign", "second row"]
+
+
+def test_the_recognisers_own_space_probability_puts_spaces_back(spacer: WordSpacer) -> None:
+    probs = [0.0] * len("WHYAREYOU")
+    probs[3], probs[6] = 0.4, 0.05  # between "WHY|ARE" and "ARE|YOU"
+    assert spacer.respace("WHYAREYOU", None, probs) == "WHY ARE YOU"
+    assert spacer.respace("WHYAREYOU", None, [0.0] * 9) == "WHYAREYOU"
+    noisy = [0.0] * len("pharmacy")
+    noisy[3] = 0.05
+    assert spacer.respace("pharmacy", None, noisy) == "pharmacy"  # no space inside a word for pieces of it
+    weak = [0.0] * len("SERVEDALLDAY")
+    weak[6], weak[9] = 0.01, 0.01  # too weak alone, enough where the words split there
+    assert spacer.respace("SERVEDALLDAY", None, weak) == "SERVED ALL DAY"
+
+
+def test_punctuation_gets_its_space_and_lookalike_digits_become_letters(spacer: WordSpacer) -> None:
+    assert spacer.respace("Reminder:bring your ticket", None) == "Reminder: bring your ticket"
+    assert spacer.respace("Yes,I will", None) == "Yes, I will"
+    for keep in ("12:30", "7,95", "http://example.com", "e.g."):
+        assert spacer.respace(keep, None) == keep
+    assert spacer.respace("R00M 305", None) == "ROOM 305"
+    assert spacer.respace("OPEN 9 T0 5", None) == "OPEN 9 TO 5"
+    assert spacer.respace("Ca11 555", None) == "Call 555"
+    for keep in ("10am", "4B", "MP3", "HR37C", "1st"):
+        assert spacer.respace(keep, None) == keep
+
+
+def tilted(text: str, centre: tuple[float, float], length: float, thick: float, degrees: float) -> ReadLine:
+    a = np.radians(degrees)
+    u, n = np.array([np.cos(a), np.sin(a)]), np.array([-np.sin(a), np.cos(a)])
+    c = np.array(centre)
+    corners = [c - length / 2 * u - thick / 2 * n, c + length / 2 * u - thick / 2 * n]
+    corners += [c + length / 2 * u + thick / 2 * n, c - length / 2 * u + thick / 2 * n]
+    xs, ys = [p[0] for p in corners], [p[1] for p in corners]
+    box = (min(xs), min(ys), max(xs), max(ys))
+    return ReadLine(text, 0.9, box, tuple((float(x), float(y)) for x, y in corners))
+
+
+def test_the_lines_of_a_tilted_sign_stay_lines_and_big_numbers_stay_apart() -> None:
+    a = np.radians(-15)
+    step = 42 * np.array([-np.sin(a), np.cos(a)])  # one line further across the slant
+    sign = [
+        tilted(text, tuple(np.array([300.0, 300.0]) + i * step), length, 30, -15)
+        for i, (text, length) in enumerate([("Keep out", 160), ("best in town", 240), ("HAPPY BIRTHDAY", 300)])
+    ]
+    assert [ln.text for ln in reading_order(sign[::-1])] == ["Keep out", "best in town", "HAPPY BIRTHDAY"]
+    jersey = ReadLine("42", 0.9, (286, 303, 368, 385))  # big, level, beside a small line
+    small = ReadLine("Welcome home", 0.9, (351, 367, 484, 400))
+    assert [ln.text for ln in reading_order([jersey, small])] == ["42", "Welcome home"]
