@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -22,20 +23,31 @@ def caption(
     model: Annotated[Path | None, typer.Option(help="Checkpoint file (default: the shipped model)")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    read_text: Annotated[
+        bool, typer.Option("--read-text/--no-read-text", help="Read text in the photos too (needs the ocr extra)")
+    ] = True,
 ) -> None:
     """Caption photos: one line per photo, phrased as the bots phrase it ("Probably ...", "I can't
-    describe this photo well. It may show a cat." when the model is unsure)."""
+    describe this photo well. It may show a cat." when the model is unsure), then the text read in
+    the photo, if any. --json lines carry it as "text" (lines joined by newlines, or null)."""
     need_model_extra()
     from captionbot.images import ImageError, load_image
-    from captionbot.texts import describe
+    from captionbot.texts import describe, with_photo_text
     from captioner.checkpoint import CheckpointError
     from captioner.inference import CaptionEngine
+    from captioner.ocr import TextReader, photo_text, read_photo_text
 
     try:
         engine = CaptionEngine.load(model, device=device)
     except CheckpointError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    reader = None
+    if read_text:
+        try:
+            reader = TextReader(threads=os.cpu_count() or 1)
+        except Exception as exc:  # not installed: say how to get it, caption anyway
+            typer.echo(f"note: not reading text in photos: {exc}", err=True)
     failed = 0
     loaded: list[tuple[Path, PILImage.Image]] = []
     for photo in photos:
@@ -51,7 +63,11 @@ def caption(
     for start in range(0, len(loaded), batch_size):
         chunk = loaded[start : start + batch_size]
         results = engine.caption([im for _, im in chunk], beam_size=beam)
-        for (photo, _), res in zip(chunk, results, strict=True):
+        for (photo, image), res in zip(chunk, results, strict=True):
+            text = None
+            if reader is not None:
+                likely = None if res.text_score is None else engine.may_have_text(res)
+                text = photo_text(read_photo_text(reader, image, likely=likely))
             if as_json:
                 row = {
                     "image": str(photo),
@@ -60,10 +76,12 @@ def caption(
                     "band": res.band,
                     "hint": res.hint,
                     "labels": res.labels,
+                    "text": text,
                 }
                 typer.echo(json.dumps(row))
                 continue
             said = describe(res.text, band=res.band, hint=res.hint)  # as the bots say it
+            said, _ = with_photo_text(said, text, limit=1 << 20)
             typer.echo(said if len(photos) == 1 else f"{photo}: {said}")
     if failed:
         raise typer.Exit(1)

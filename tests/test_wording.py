@@ -111,7 +111,8 @@ def test_captionbot_caption_says_what_the_bots_say_and_json_keeps_the_raw_captio
     as_json = runner.invoke(app, ["caption", str(photo), "--json", "--model", model])
     assert plain.exit_code == 0 and as_json.exit_code == 0, plain.output + as_json.output
     row = json.loads(as_json.stdout.strip().splitlines()[-1])
-    assert set(row) == {"image", "caption", "confidence", "band", "hint", "labels"}
+    assert set(row) == {"image", "caption", "confidence", "band", "hint", "labels", "text"}
+    assert row["text"] is None  # a plain red photo: no text in it
     assert (row["band"], row["hint"], row["labels"][0]["word"]) == (band, "a cat", "cat")
     assert plain.stdout.strip() == describe(row["caption"], band=band, hint=row["hint"])
     assert plain.stdout.strip().startswith(said)

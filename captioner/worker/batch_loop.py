@@ -11,7 +11,11 @@ Per job (:meth:`BatchLoop.handle`, one taskiq task per message, many in flight a
    taking jobs. If a batched call raises, its photos are retried one by one, so one poison photo
    fails only its own job. Before each batch the served model may be swapped (see
    :mod:`captioner.worker.models`);
-4. **complete** the request (idempotent: the first completion wins) with the model version that
+4. **read** the text in it (captioner.ocr), only when the caption model's text probe (or, for
+   models without one, the OCR's own detector) says there is text: the photo is decoded again at
+   full size for that, in a thread, one photo at a time. A failure here costs the text, never the
+   caption;
+5. **complete** the request (idempotent: the first completion wins) with the model version that
    produced the caption, then send a delivery notice. A caption error goes back to ``queued`` until
    ``max_attempts``, then ``failed``, and the failure is delivered too (the user is told).
 
@@ -25,7 +29,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,6 +46,7 @@ from captionbot.storage import jobs
 from captionbot.storage.imagestore import ImageStore
 from captioner.batcher import BatcherStopped, MicroBatcher
 from captioner.inference import CaptionResult
+from captioner.ocr import TextReader, photo_text, read_photo_text
 from captioner.worker.models import LoadedModel, ModelManager
 from captioner.worker.options import WorkerOptions
 
@@ -53,6 +58,7 @@ class Captioned:
     result: CaptionResult
     model: LoadedModel
     batch_ms: int
+    photo_text: str | None = None  # the text read in the photo, one line per line (never logged)
 
 
 def attention_record(result: CaptionResult) -> dict[str, Any] | None:
@@ -101,6 +107,9 @@ class BatchLoop:
         # Jobs being worked on at once: the batch running plus the next one filling. Later jobs wait
         # here *unclaimed*, so the DB still says "queued" and queue positions stay truthful.
         self._slots = asyncio.Semaphore(max(2, 2 * options.batch_size))
+        #: Set by the worker once loaded (None: reading text is off or unavailable).
+        self.reader: TextReader | None = None
+        self._reading = asyncio.Semaphore(1)  # one photo read at a time: it takes a core of its own
 
     def start(self) -> None:
         self._stopping = False
@@ -167,7 +176,43 @@ class BatchLoop:
             log.warning("captioning request %s failed: %s", claimed.public_id, type(exc).__name__, exc_info=True)
             await self._fail(claimed, ErrorCode.CAPTION_ERROR, retry=True, job=job)
             return
+        text = await self._read_text(claimed, data, captioned)
+        if text is not None:
+            captioned = replace(captioned, photo_text=text)
         await self._complete(claimed, captioned)
+
+    async def _read_text(self, claimed: jobs.ClaimedJob, data: bytes, captioned: Captioned) -> str | None:
+        """The text in the photo, or None (none found, reading off, or it failed: the caption goes
+        out without it). The text itself is never logged."""
+        reader = self.reader
+        if reader is None:
+            return None
+        result, engine = captioned.result, captioned.model.engine
+        # The caption model's probe: None when it has none for this model (the detector checks then).
+        likely = None if result.text_score is None else engine.may_have_text(result)
+        if likely is False:
+            return None
+        t0 = time.perf_counter()
+        try:
+            async with self._reading:
+                lines = await asyncio.to_thread(self._read, reader, data, likely)
+        except Exception as exc:
+            METRICS.failures.labels(kind="read_text_error").inc()
+            log.warning(
+                "reading the text in request %s failed (%s); answering without it",
+                claimed.public_id,
+                type(exc).__name__,
+            )
+            return None
+        METRICS.text_reads.observe(time.perf_counter() - t0)
+        text = photo_text(lines)
+        if text is not None:
+            METRICS.photos_with_text.inc()
+        return text
+
+    def _read(self, reader: TextReader, data: bytes, likely: bool | None) -> list:
+        image = load_image(data, max_bytes=self.options.max_image_bytes, max_pixels=self.options.max_pixels)
+        return read_photo_text(reader, image, likely=likely)
 
     async def _complete(self, claimed: jobs.ClaimedJob, captioned: Captioned) -> None:
         stored: bool | BaseException
@@ -203,6 +248,7 @@ class BatchLoop:
                 hint=result.hint,
                 labels=result.labels or None,
                 attention=attention_record(result),
+                photo_text=captioned.photo_text,
             )
             return caption is not None
 

@@ -9,6 +9,7 @@ for a batch go back to the queue, the recovery sweeps and any background model l
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -23,6 +24,7 @@ from captionbot.storage.imagestore import ImageStore
 from captionbot.storage.models import utcnow
 from captioner.checkpoint import DEFAULT_CHECKPOINT
 from captioner.inference import CaptionEngine
+from captioner.ocr import TextReader
 from captioner.worker.batch_loop import BatchLoop
 from captioner.worker.models import LoadedModel, ModelManager
 from captioner.worker.options import EngineLoader, WorkerOptions
@@ -88,14 +90,25 @@ class CaptionWorker:
         """Load the model (the promoted one if any), warm it up, start batching. Then start the
         queues, then :meth:`start_recovery`."""
         model = await self.models.start()
+        if self.options.read_text:
+            self.batch_loop.reader = await asyncio.to_thread(self._load_reader)
         log.info(
-            "worker serving model %s (batch %d, wait %d ms, %s)",
+            "worker serving model %s (batch %d, wait %d ms, %s; reading text %s)",
             model.name,
             self.options.batch_size,
             self.options.batch_wait_ms,
             self.queues.describe(),
+            "on" if self.batch_loop.reader is not None else "off",
         )
         self.batch_loop.start()
+
+    def _load_reader(self) -> TextReader | None:
+        """The OCR engine, or None (with one warning) when it can't run: captions go out without text."""
+        try:
+            return TextReader(threads=self.options.read_text_threads)
+        except Exception as exc:  # not installed (OcrUnavailableError says what to do), or broken
+            log.warning("reading text in photos is off: %s", exc)
+            return None
 
     async def start_recovery(self) -> None:
         """Re-enqueue work left by dead processes now (memory://: all pending work), then every
