@@ -65,9 +65,9 @@ def test_a_probe_trained_on_tiny_drawn_data_separates_text_from_plain(shipped: C
     rng, fonts = random.Random(0), font_files()
     backgrounds = plain_backgrounds(16, rng)
     signs = [render_sign(b, rng, fonts, clean=True).image for b in backgrounds]
-    grids_plain, grids_text = _grids(shipped, backgrounds), _grids(shipped, signs)
+    grids_plain, grids_text = _grids(shipped, backgrounds), _grids(shipped, signs)  # (16, P, C) each
     probe = fit(grids_text[:12], grids_plain[:12], "mil", decay=1e-3, steps=100)
-    assert probe.score(grids_text[12:]).min() > probe.score(grids_plain[12:]).max()
+    assert probe.score(grids_text[12:]).min() > probe.score(grids_plain[12:]).max()  # photos it never saw
 
 
 def test_the_engine_scores_text_when_a_probe_fits(tmp_path: Path):
