@@ -66,7 +66,7 @@ def caption(
         for (photo, image), res in zip(chunk, results, strict=True):
             text = None
             if reader is not None:
-                likely = None if res.text_score is None else engine.may_have_text(res)
+                likely = engine.text_verdict(res)
                 text = photo_text(read_photo_text(reader, image, likely=likely))
             if as_json:
                 row = {

@@ -216,6 +216,14 @@ class CaptionEngine:
                 r.hint = with_article(best.word) if best and best.p >= self.guidance.hint_above else None
         return results
 
+    def text_verdict(self, result: CaptionResult) -> bool | None:
+        """Whether to read this photo's text: True (the probe is sure enough), None (unknown, or in
+        the probe's "perhaps" band: the OCR's own detector decides), False (no text)."""
+        probe = self.text_probe
+        if result.text_score is None or probe is None:
+            return None
+        return probe.verdict(result.text_score)
+
     def may_have_text(self, result: CaptionResult) -> bool:
         """Whether the OCR should read this photo: unknown (no probe fits this model) means yes."""
         probe = self.text_probe

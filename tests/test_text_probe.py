@@ -84,6 +84,21 @@ def test_the_engine_scores_text_when_a_probe_fits(tmp_path: Path):
     assert engine.may_have_text(scored)
 
 
+def test_the_verdict_has_a_perhaps_band_for_the_detector(tmp_path: Path):
+    """Scores between the check threshold and the threshold: the OCR's detector decides (None)."""
+    probe = _probe()
+    probe.check_threshold = 0.3
+    assert [probe.verdict(s) for s in (0.9, 0.5, 0.4, 0.3, 0.29, 0.0)] == [True, True, None, None, False, False]
+    probe.save(tmp_path / "p.pt")
+    back = TextProbe.load(tmp_path / "p.pt", encoder="tiny")
+    assert back is not None and back.check_threshold == pytest.approx(0.3)
+    probe.check_threshold = None  # no band: yes or no
+    assert [probe.verdict(s) for s in (0.5, 0.4)] == [True, False]
+    engine = CaptionEngine.load(make_tiny_checkpoint(), device="cpu")
+    (plain,) = engine.caption([Image.new("RGB", (48, 40), "red")])
+    assert engine.text_verdict(plain) is None  # no probe fits the tiny model: the detector decides
+
+
 @pytest.mark.skipif(not DEFAULT_TEXT_PROBE.is_file(), reason="no shipped probe")
 def test_the_shipped_probe_flags_a_screenshot_and_fits_the_shipped_model(shipped: CaptionEngine):
     assert shipped.text_probe is not None and shipped.text_probe.encoder == shipped.cfg.encoder
@@ -91,3 +106,6 @@ def test_the_shipped_probe_flags_a_screenshot_and_fits_the_shipped_model(shipped
     page = render_screenshot(rng, fonts).image
     (result,) = shipped.caption([page])
     assert result.text_score is not None and shipped.may_have_text(result)
+    assert shipped.text_verdict(result) is True
+    probe = shipped.text_probe
+    assert probe.check_threshold is not None and 0 < probe.check_threshold < probe.threshold

@@ -188,8 +188,9 @@ class BatchLoop:
         if reader is None:
             return None
         result, engine = captioned.result, captioned.model.engine
-        # The caption model's probe: None when it has none for this model (the detector checks then).
-        likely = None if result.text_score is None else engine.may_have_text(result)
+        # The caption model's text probe: True, False, or None (no probe for this model, or a
+        # "perhaps" score): then the OCR's detector looks at a small copy first.
+        likely = engine.text_verdict(result)
         if likely is False:
             return None
         t0 = time.perf_counter()
