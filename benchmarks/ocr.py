@@ -12,9 +12,10 @@
     are scored.
 (c) Time, the worker's way, the paths alternated per photo: "today" = load_image(bytes, squash_to=224)
     + CaptionEngine.caption(beam 3, attention); "reading" = the same + read_photo_text on the
-    full-size photo (when the caption model's text probe says text may be there; without a probe
-    the detector checks a 640 px copy first). Photos without text: coco-mini photos in which the
-    reader finds nothing; with text: drawn signs on other coco-mini photos, as JPEG bytes.
+    full-size photo as the worker does it: the caption model's text probe decides (text_verdict:
+    read / let the detector check a 640 px copy first / skip); "detector check": no probe.
+    Photos without text: coco-mini photos in which the reader finds nothing; with text: drawn
+    signs on other coco-mini photos, as JPEG bytes.
 
 Metrics: CER = edit distance / reference length (rapidfuzz Levenshtein; lowercased, whitespace
 normalised, capped at 100 % per photo); word recall = share of the reference's words (punctuation
@@ -204,8 +205,10 @@ def timing(reader, n: int, threads: int) -> None:
 
     torch.set_num_threads(threads)
     engine = CaptionEngine.load()
+    # The worker's verdict: True read, None the detector decides, False skip (older engines: a yes/no).
+    verdict = getattr(engine, "text_verdict", None)
     may_have_text = getattr(engine, "may_have_text", None)
-    probe = may_have_text is not None and getattr(engine, "text_probe", None) is not None
+    probe = (verdict or may_have_text) is not None and getattr(engine, "text_probe", None) is not None
     rng = random.Random(SEEDS["test"] + 1)
     coco = sorted(COCO.glob("*.jpg"))
     rng.shuffle(coco)
@@ -227,7 +230,9 @@ def timing(reader, n: int, threads: int) -> None:
     def reading(data: bytes, use_probe: bool) -> int:
         result = today(data)
         likely = None
-        if use_probe and may_have_text is not None and getattr(result, "text_score", None) is not None:
+        if use_probe and verdict is not None:
+            likely = verdict(result)
+        elif use_probe and may_have_text is not None and getattr(result, "text_score", None) is not None:
             likely = bool(may_have_text(result))
         if likely is False:
             return 0
