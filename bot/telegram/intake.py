@@ -77,6 +77,8 @@ async def caption_photo(
 
     async def placeholder() -> int:
         """Posted right before the request is stored: the answer will be an edit of it."""
+        if pending is not None:
+            await d.progress.wait_placeholder_turn(pending)
         msg = await context.bot.send_message(
             source.chat_id,
             texts.DESCRIBING,
@@ -84,7 +86,7 @@ async def caption_photo(
             reply_parameters=ReplyParameters(source.message_id, allow_sending_without_reply=True),
         )
         if pending is not None:
-            pending.status_message_id = msg.message_id
+            d.progress.placeholder_posted(pending, msg.message_id)
         return msg.message_id
 
     try:

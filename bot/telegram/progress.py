@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 BotGetter = Callable[[], Awaitable[Bot]]
 
 
+#: How long an album photo's placeholder waits for its earlier siblings' (they download in parallel).
+PLACEHOLDER_WAIT_S = 3.0
+
+
 @dataclass(eq=False)
 class Pending:
     """One photo between "received" and "answered", in this process."""
@@ -128,6 +132,27 @@ class Progress:
         self._answered_early[request_id] = None
         while len(self._answered_early) > 1024:
             self._answered_early.popitem(last=False)
+
+    async def wait_placeholder_turn(self, p: Pending) -> None:
+        """For an album photo: wait (briefly) until the photos before it have posted their
+        placeholders, so the answers, which edit them, stand in the album's order in the chat."""
+        if p.album is None:
+            return
+        key = (p.chat_id, p.album)
+
+        def my_turn() -> bool:
+            earlier = (s for s in self._albums.get(key, []) if s.message_id < p.message_id)
+            return all(s.status_message_id is not None for s in earlier)
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(PLACEHOLDER_WAIT_S), self._album_changed:
+                await self._album_changed.wait_for(my_turn)
+
+    def placeholder_posted(self, p: Pending, message_id: int) -> None:
+        """The placeholder (to be edited into the answer) is out: album siblings after it may post theirs."""
+        p.status_message_id = message_id
+        if p.album is not None:
+            self._spawn(self._notify_albums(), "album-notify")
 
     async def wait_turn(self, p: Pending) -> None:
         """For an album photo: wait until the photos before it in the album are answered."""
