@@ -251,11 +251,15 @@ class _RecordSpaces:
         for b, item in enumerate(out):
             row = best[b]
             cols = np.flatnonzero((row != 0) & np.r_[True, row[1:] != row[:-1]])  # as the decoder reads them
-            probs = _SpaceProbs(item[2][4])
-            probs.space = [0.0] + [
-                float(preds[b, a + 1 : z, self.space].max(initial=0.0)) for a, z in zip(cols, cols[1:], strict=False)
-            ]
-            item[2][4] = probs
+            try:
+                probs = _SpaceProbs(item[2][4])
+                probs.space = [0.0] + [
+                    float(preds[b, a + 1 : z, self.space].max(initial=0.0))
+                    for a, z in zip(cols, cols[1:], strict=False)
+                ]
+                item[2][4] = probs
+            except (IndexError, TypeError):  # another engine version's layout: read without it
+                return out
         return out
 
 

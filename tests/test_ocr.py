@@ -149,3 +149,21 @@ def test_the_lines_of_a_tilted_sign_stay_lines_and_big_numbers_stay_apart() -> N
     jersey = ReadLine("42", 0.9, (286, 303, 368, 385))  # big, level, beside a small line
     small = ReadLine("Welcome home", 0.9, (351, 367, 484, 400))
     assert [ln.text for ln in reading_order([jersey, small])] == ["42", "Welcome home"]
+
+
+def test_the_space_probability_is_taken_between_the_decoded_characters() -> None:
+    from captioner.ocr import _RecordSpaces
+
+    class Decoder:  # rapidocr's layout: (text, score, [columns, words, word columns, states, confidences])
+        character = ["blank", "a", "b", " "]
+
+        def __call__(self, preds, return_word_box=False, **kwargs):
+            return [("ab", 0.9, [preds.shape[1], [], [], [], [0.9, 0.9]])]
+
+    preds = np.zeros((1, 6, 4))
+    preds[0, :, 0] = 1.0
+    preds[0, 1] = [0.0, 1.0, 0.0, 0.0]  # "a"
+    preds[0, 3] = [0.6, 0.0, 0.0, 0.4]  # blank wins, but a space is likely here
+    preds[0, 4] = [0.0, 0.0, 1.0, 0.0]  # "b"
+    out = _RecordSpaces(Decoder())(preds, True)
+    assert out[0][2][4] == [0.9, 0.9] and out[0][2][4].space == [0.0, 0.4]
