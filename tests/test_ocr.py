@@ -152,7 +152,7 @@ def test_the_lines_of_a_tilted_sign_stay_lines_and_big_numbers_stay_apart() -> N
 
 
 def test_the_space_probability_is_taken_between_the_decoded_characters() -> None:
-    from captioner.ocr import _RecordSpaces
+    from captioner.ocr_spaces import RecordSpaces
 
     class Decoder:  # rapidocr's layout: (text, score, [columns, words, word columns, states, confidences])
         character = ["blank", "a", "b", " "]
@@ -165,5 +165,5 @@ def test_the_space_probability_is_taken_between_the_decoded_characters() -> None
     preds[0, 1] = [0.0, 1.0, 0.0, 0.0]  # "a"
     preds[0, 3] = [0.6, 0.0, 0.0, 0.4]  # blank wins, but a space is likely here
     preds[0, 4] = [0.0, 0.0, 1.0, 0.0]  # "b"
-    out = _RecordSpaces(Decoder())(preds, True)
+    out = RecordSpaces(Decoder())(preds, True)
     assert out[0][2][4] == [0.9, 0.9] and out[0][2][4].space == [0.0, 0.4]
