@@ -19,6 +19,7 @@ import socket
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import pytest
@@ -140,3 +141,21 @@ async def fake() -> AsyncIterator[FakeTelegram]:
         yield server
     finally:
         await server.close()
+
+
+@pytest.fixture
+def read_text(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Set ``read_text.text``: every caption stored from then on has it as the text read in its
+    photo, as the worker's reading step stores it (without the OCR engine, which these tests don't
+    need): the service's delivery and caption look-ups carry it from the database."""
+    from captionbot.storage import jobs
+
+    real = jobs.complete_request
+    state = SimpleNamespace(text=None)
+
+    async def complete_request(session: Any, **kwargs: Any) -> Any:
+        kwargs["photo_text"] = state.text
+        return await real(session, **kwargs)
+
+    monkeypatch.setattr(jobs, "complete_request", complete_request)
+    return state

@@ -20,7 +20,6 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -146,21 +145,3 @@ def expected_errors(caplog: pytest.LogCaptureFixture) -> Any:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "discord_settings(**overrides): Settings overrides for the `world` fixture")
-
-
-@pytest.fixture
-def read_text(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Set ``read_text.text``: every caption stored from then on has it as the text read in its
-    photo, as the worker's reading step stores it (without the OCR engine, which these tests don't
-    need): the service's delivery and caption look-ups carry it from the database."""
-    from captionbot.storage import jobs
-
-    real = jobs.complete_request
-    state = SimpleNamespace(text=None)
-
-    async def complete_request(session: Any, **kwargs: Any) -> Any:
-        kwargs["photo_text"] = state.text
-        return await real(session, **kwargs)
-
-    monkeypatch.setattr(jobs, "complete_request", complete_request)
-    return state

@@ -11,7 +11,6 @@ import contextlib
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -139,21 +138,3 @@ async def requests(stack: Any) -> list[Any]:
 
     async with stack.session_factory() as session:
         return list(await session.scalars(select(CaptionRequest).order_by(CaptionRequest.id)))
-
-
-@pytest.fixture
-def read_text(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Set ``read_text.text``: every caption stored from then on has it as the text read in its
-    photo, as the worker's reading step stores it (without the OCR engine, which these tests don't
-    need): the service's delivery and caption look-ups carry it from the database."""
-    from captionbot.storage import jobs
-
-    real = jobs.complete_request
-    state = SimpleNamespace(text=None)
-
-    async def complete_request(session: Any, **kwargs: Any) -> Any:
-        kwargs["photo_text"] = state.text
-        return await real(session, **kwargs)
-
-    monkeypatch.setattr(jobs, "complete_request", complete_request)
-    return state
