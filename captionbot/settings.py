@@ -118,6 +118,12 @@ class Settings(BaseSettings):
         "worker's OCR engine (`pip install 'captionbot[ocr]'`). Off: captions only.",
     )
     read_text_threads: int = Field(1, ge=1, le=64, description="CPU threads the worker uses to read text in a photo.")
+    read_text_check_all: bool = Field(
+        False,
+        description="Let the OCR's detector look at every photo the caption model's text probe rules out: "
+        "finds much more small, incidental text (street signs in the background) for about 40-70 ms more "
+        "per photo on a CPU (docs/benchmarks.md section 10). Off: the probe decides.",
+    )
 
     # --- learning from feedback ------------------------------------------------------------------
     learn_in_run: bool = Field(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,6 +15,13 @@ from captionbot_cli.common import need_model_extra
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
+
+
+class TextCheck(StrEnum):
+    """Which photos the text detector looks at in `captionbot caption`."""
+
+    ALL = "all"
+    PROBE = "probe"
 
 
 def caption(
@@ -26,6 +34,13 @@ def caption(
     read_text: Annotated[
         bool, typer.Option("--read-text/--no-read-text", help="Read text in the photos too (needs the ocr extra)")
     ] = True,
+    text_check: Annotated[
+        TextCheck,
+        typer.Option(
+            help="all: the text detector looks at every photo (finds more small text); probe: only where the"
+            " caption model's text probe is unsure, as the bots do by default",
+        ),
+    ] = TextCheck.ALL,
 ) -> None:
     """Caption photos: one line per photo, phrased as the bots phrase it ("Probably ...", "I can't
     describe this photo well. It may show a cat." when the model is unsure), then the text read in
@@ -35,7 +50,7 @@ def caption(
     from captionbot.texts import describe, with_photo_text
     from captioner.checkpoint import CheckpointError
     from captioner.inference import CaptionEngine
-    from captioner.ocr import TextReader, photo_text, read_photo_text
+    from captioner.ocr import TextReader, photo_text, plan, read_photo_text
 
     try:
         engine = CaptionEngine.load(model, device=device)
@@ -66,7 +81,7 @@ def caption(
         for (photo, image), res in zip(chunk, results, strict=True):
             text = None
             if reader is not None:
-                likely = engine.text_verdict(res)
+                likely = plan(engine.text_verdict(res), check_all=text_check is TextCheck.ALL)
                 text = photo_text(read_photo_text(reader, image, likely=likely))
             if as_json:
                 row = {

@@ -201,6 +201,12 @@ def photo_text(lines: list[ReadLine]) -> str | None:
     return "\n".join(ln.text for ln in lines) or None
 
 
+def plan(verdict: bool | None, *, check_all: bool) -> bool | None:
+    """What to do with a photo, from the text probe's verdict (True: read; None: the detector
+    decides; False: nothing). ``check_all``: the detector also looks where the probe said no."""
+    return None if verdict is False and check_all else verdict
+
+
 def read_photo_text(reader: TextReader, image: Image.Image, *, likely: bool | None) -> list[ReadLine]:
     """The worker's whole reading step for one photo. ``likely``: the caption model's text probe
     (False: no text, nothing more to do; None: no probe for this model, the detector checks first)."""

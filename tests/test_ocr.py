@@ -167,3 +167,10 @@ def test_the_space_probability_is_taken_between_the_decoded_characters() -> None
     preds[0, 4] = [0.0, 0.0, 1.0, 0.0]  # "b"
     out = RecordSpaces(Decoder())(preds, True)
     assert out[0][2][4] == [0.9, 0.9] and out[0][2][4].space == [0.0, 0.4]
+
+
+def test_the_plan_follows_the_probe_unless_every_photo_is_checked() -> None:
+    from captioner.ocr import plan
+
+    assert [plan(v, check_all=False) for v in (True, None, False)] == [True, None, False]
+    assert [plan(v, check_all=True) for v in (True, None, False)] == [True, None, None]

@@ -152,3 +152,21 @@ def test_captionbot_caption_json_carries_the_text(tmp_path):
     assert said.stdout.strip().splitlines()[-1] == 'Text in the photo: "FRESH COFFEE OPEN DAILY"'
     off = runner.invoke(app, ["caption", str(sign), "--json", "--no-read-text", "--model", model, "--device", "cpu"])
     assert json.loads(off.stdout.strip().splitlines()[-1])["text"] is None
+
+
+@pytest.mark.parametrize("check_all", [False, True])
+async def test_a_photo_the_text_probe_rules_out_is_read_only_when_every_photo_is_checked(tmp_path, embedded, check_all):
+    import torch
+
+    from captioner.text_probe import TextProbe
+
+    rec = DeliveryRecorder()
+    settings = make_settings(tmp_path, embedded, read_text=True, read_text_check_all=check_all)
+    async with open_pipeline(settings, recorder=rec) as stack:
+        engine = stack.worker.model.engine
+        # A probe that says "no text" for every photo (score ~0.00005 against a threshold of 0.5).
+        engine.text_probe = TextProbe(engine.cfg.encoder, 0.5, torch.zeros(engine.cfg.encoder_channels), -10.0)
+        await submit(stack, sign_photo())
+        await rec.wait_for(1)
+        [d] = rec.deliveries
+        assert d.ok and d.photo_text == ("FRESH COFFEE\nOPEN DAILY" if check_all else None)

@@ -46,7 +46,7 @@ from captionbot.storage import jobs
 from captionbot.storage.imagestore import ImageStore
 from captioner.batcher import BatcherStopped, MicroBatcher
 from captioner.inference import CaptionResult
-from captioner.ocr import TextReader, photo_text, read_photo_text
+from captioner.ocr import TextReader, photo_text, plan, read_photo_text
 from captioner.worker.models import LoadedModel, ModelManager
 from captioner.worker.options import WorkerOptions
 
@@ -190,7 +190,7 @@ class BatchLoop:
         result, engine = captioned.result, captioned.model.engine
         # The caption model's text probe: True, False, or None (no probe for this model, or a
         # "perhaps" score): then the OCR's detector looks at a small copy first.
-        likely = engine.text_verdict(result)
+        likely = plan(engine.text_verdict(result), check_all=self.options.read_text_check_all)
         if likely is False:
             return None
         t0 = time.perf_counter()

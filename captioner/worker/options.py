@@ -34,6 +34,8 @@ class WorkerOptions:
     #: the settings turn it on for `captionbot worker` / `run`.
     read_text: bool = False
     read_text_threads: int = 1
+    #: The OCR's detector looks at every photo the text probe rules out (more text found, slower).
+    read_text_check_all: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings, queues: Queues, **overrides: Any) -> WorkerOptions:
@@ -47,6 +49,7 @@ class WorkerOptions:
             "stale_after_s": queues.reclaim_after_s,
             "read_text": settings.read_text,
             "read_text_threads": settings.read_text_threads,
+            "read_text_check_all": settings.read_text_check_all,
         }
         values.update(overrides)
         return cls(**values)
