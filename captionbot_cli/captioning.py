@@ -49,12 +49,12 @@ def caption(
     from captionbot.images import ImageError, load_image
     from captionbot.texts import describe, with_photo_text
     from captioner.checkpoint import CheckpointError
-    from captioner.inference import CaptionEngine
+    from captioner.inference import CaptionEngine, DeviceUnavailableError
     from captioner.ocr import TextReader, photo_text, plan, read_photo_text
 
     try:
         engine = CaptionEngine.load(model, device=device)
-    except CheckpointError as exc:
+    except (CheckpointError, DeviceUnavailableError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     reader = None
@@ -64,21 +64,28 @@ def caption(
         except Exception as exc:  # not installed: say how to get it, caption anyway
             typer.echo(f"note: not reading text in photos: {exc}", err=True)
     failed = 0
-    loaded: list[tuple[Path, PILImage.Image]] = []
-    for photo in photos:
-        try:
-            loaded.append((photo, load_image(photo)))
-        except (ImageError, OSError) as exc:
-            failed += 1
-            message = getattr(exc, "user_message", None) or str(exc)
-            if as_json:
-                typer.echo(json.dumps({"image": str(photo), "error": message}))
-            else:
-                typer.echo(f"{photo}: error: {message}", err=True)
-    for start in range(0, len(loaded), batch_size):
-        chunk = loaded[start : start + batch_size]
-        results = engine.caption([im for _, im in chunk], beam_size=beam)
-        for (photo, image), res in zip(chunk, results, strict=True):
+    # Photo by photo in input order, captioned in batches: every line comes out in the order given.
+    for start in range(0, len(photos), batch_size):
+        loaded: list[tuple[Path, PILImage.Image | None, str | None]] = []
+        for photo in photos[start : start + batch_size]:
+            try:
+                loaded.append((photo, load_image(photo), None))
+            except FileNotFoundError:
+                failed += 1
+                loaded.append((photo, None, "no such file"))
+            except (ImageError, OSError) as exc:
+                failed += 1
+                loaded.append((photo, None, getattr(exc, "user_message", None) or str(exc)))
+        images = [im for _, im, _ in loaded if im is not None]
+        results = iter(engine.caption(images, beam_size=beam) if images else [])
+        for photo, image, error in loaded:
+            if image is None:
+                if as_json:
+                    typer.echo(json.dumps({"image": str(photo), "error": error}))
+                else:
+                    typer.echo(f"{photo}: error: {error}", err=True)
+                continue
+            res = next(results)
             text = None
             if reader is not None:
                 likely = plan(engine.text_verdict(res), check_all=text_check is TextCheck.ALL)
@@ -155,7 +162,7 @@ def judge(
     need_model_extra()
     from captionbot.images import ImageError, load_image
     from captioner.checkpoint import CheckpointError
-    from captioner.inference import CaptionEngine
+    from captioner.inference import CaptionEngine, DeviceUnavailableError
 
     if pairs is None:
         rows = [{"image": str(photo), "caption": text}]
@@ -178,7 +185,7 @@ def judge(
             rows.append(row)
     try:
         engine = CaptionEngine.load(model, device=device)
-    except CheckpointError as exc:
+    except (CheckpointError, DeviceUnavailableError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     ready: list[tuple[dict[str, Any], PILImage.Image]] = []

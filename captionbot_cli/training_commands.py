@@ -46,12 +46,17 @@ def train(
     """Train the decoder on cached encoder features (then optionally SCST); keeps the best dev CIDEr-D."""
     need_model_extra()
     from captioner.encoders import seed_torch_hub_cache
-    from captioner.inference import pick_device
+    from captioner.inference import DeviceUnavailableError, pick_device
     from training.datasets import DatasetError
     from training.train import TrainConfig
     from training.train import train as run_training
 
     seed_torch_hub_cache(weights_dir)
+    try:
+        chosen = str(pick_device(device))
+    except DeviceUnavailableError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     tc = TrainConfig(
         data=data,
         out=out,
@@ -73,7 +78,7 @@ def train(
         scst_dropout=scst_dropout,
         finetune_encoder_from=finetune_encoder_from,
         encoder_lr=encoder_lr,
-        device=str(pick_device(device)),
+        device=chosen,
         init_from=str(init_from) if init_from else None,
     )
     try:

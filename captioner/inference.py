@@ -38,10 +38,28 @@ class CaptionResult:
     text_score: float | None = None  # probability that the photo shows text, 0..1; None: no probe fits
 
 
+class DeviceUnavailableError(ValueError):
+    """The device asked for isn't there (CUDA without a GPU); the message says how to choose another."""
+
+
 def pick_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise DeviceUnavailableError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceUnavailableError(
+            "CUDA is not available on this machine: use --device cpu (or CAPTIONBOT_DEVICE=cpu), or auto"
+        )
+    if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        raise DeviceUnavailableError(
+            f"there is no {device} (this machine has {torch.cuda.device_count()} GPU(s)): use cuda:0, cpu or auto"
+        )
+    if chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceUnavailableError("MPS is not available on this machine: use --device cpu, or auto")
+    return chosen
 
 
 class CaptionEngine:

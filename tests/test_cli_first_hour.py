@@ -1,0 +1,61 @@
+"""What a newcomer runs first says clearly what is wrong: one line, no traceback, a non-zero exit;
+and `captionbot caption` writes its lines in the order the photos were given."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.tiny_model import make_tiny_checkpoint
+
+pytest.importorskip("torch")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def captionbot(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "captionbot_cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_cuda_without_a_gpu_says_so_and_how_to_choose_the_cpu(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (40, 30), "red").save(photo)
+    done = captionbot("caption", str(photo), "--device", "cuda", "--model", str(make_tiny_checkpoint()))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: CUDA is not available on this machine: use --device cpu (or CAPTIONBOT_DEVICE=cpu), or auto"
+    ]
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_json_lines_come_in_the_order_the_photos_were_given(tmp_path: Path) -> None:
+    good1, good2, not_image = tmp_path / "a.png", tmp_path / "c.png", tmp_path / "b.txt"
+    Image.new("RGB", (40, 30), "red").save(good1)
+    Image.new("RGB", (40, 30), "blue").save(good2)
+    not_image.write_text("not a photo")
+    given = [good1, tmp_path / "missing.jpg", not_image, good2]
+    done = captionbot(
+        "caption",
+        *map(str, given),
+        "--json",
+        "--no-read-text",
+        "--batch-size",
+        "2",
+        "--model",
+        str(make_tiny_checkpoint()),
+    )
+    assert done.returncode == 1  # some photos could not be read
+    rows = [json.loads(line) for line in done.stdout.strip().splitlines()]
+    assert [r["image"] for r in rows] == [str(p) for p in given]
+    assert ["caption" in r for r in rows] == [True, False, False, True]
+    assert rows[1]["error"] == "no such file" and "Traceback" not in done.stderr
