@@ -34,12 +34,17 @@ model_commands.feedback_app.command("review")(learning_commands.feedback_review)
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every migration to the configured database."""
+    import asyncio
+
     from captionbot.settings import Settings
-    from captionbot.storage.db import upgrade
+    from captionbot.storage.db import upgrade_reporting
 
     settings = Settings()
-    upgrade(settings.db_url)
-    typer.echo("database schema is up to date")
+    before, after = asyncio.run(upgrade_reporting(settings.db_url))
+    if before == after:
+        typer.echo(f"database schema already at revision {after} (the latest): nothing to apply")
+    else:
+        typer.echo(f"database schema upgraded from revision {before or 'none (empty database)'} to {after}")
 
 
 # --- serving: `run`, `worker`, `bot` (queue/worker owner; the runtime is imported lazily) --------

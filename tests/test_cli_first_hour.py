@@ -59,3 +59,28 @@ def test_json_lines_come_in_the_order_the_photos_were_given(tmp_path: Path) -> N
     assert [r["image"] for r in rows] == [str(p) for p in given]
     assert ["caption" in r for r in rows] == [True, False, False, True]
     assert rows[1]["error"] == "no such file" and "Traceback" not in done.stderr
+
+
+def test_db_upgrade_says_what_it_applied(tmp_path: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAPTIONBOT_")} | {
+        "CAPTIONBOT_DATA_DIR": str(tmp_path)
+    }
+
+    def upgrade() -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "captionbot_cli", "db", "upgrade"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout.strip()
+
+    from captionbot.storage.db import head_revision
+
+    assert upgrade() == f"database schema upgraded from revision none (empty database) to {head_revision()}"
+    assert upgrade() == f"database schema already at revision {head_revision()} (the latest): nothing to apply"

@@ -165,6 +165,18 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     _run_blocking(upgrade_async(database_url, revision))
 
 
+async def upgrade_reporting(database_url: str) -> tuple[str | None, str | None]:
+    """Upgrade to the latest revision; (revision before, revision after), None = never migrated."""
+    engine = create_engine(to_async_url(database_url))
+    try:
+        before = await current_revision(engine)
+        await upgrade_async(database_url)
+        after = await current_revision(engine)
+    finally:
+        await engine.dispose()
+    return before, after
+
+
 def downgrade(database_url: str, revision: str) -> None:
     """Migrate the database at ``database_url`` down to ``revision`` (``"base"`` = empty); blocking."""
     _run_blocking(downgrade_async(database_url, revision))
