@@ -57,7 +57,9 @@ def run() -> None:
     from captionbot_cli.runtime import run_blocking
 
     need_model_extra()
-    raise typer.Exit(run_blocking(Settings(), "all"))
+    settings = Settings()
+    _say_what_is_served(settings)
+    raise typer.Exit(run_blocking(settings, "all"))
 
 
 @app.command()
@@ -76,7 +78,27 @@ def bot() -> None:
     from captionbot.settings import Settings
     from captionbot_cli.runtime import run_blocking
 
-    raise typer.Exit(run_blocking(Settings(), "bot"))
+    settings = Settings()
+    _say_what_is_served(settings)
+    raise typer.Exit(run_blocking(settings, "bot"))
+
+
+def _say_what_is_served(settings: Any) -> None:
+    """Refuse to start with no front end at all; say so when only the web page will run."""
+    from captionbot_cli.runtime import enabled_adapters
+
+    served = enabled_adapters(settings)
+    if not served:
+        raise fail(
+            "nothing to serve: set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN for the bots,"
+            " or CAPTIONBOT_WEB_PORT for the web page"
+        )
+    if served == ["web"]:
+        typer.echo(
+            f"only the web page is served, at http://{settings.web_host}:{settings.web_port}/"
+            " (set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN for the bots)",
+            err=True,
+        )
 
 
 @app.command()

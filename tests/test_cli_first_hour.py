@@ -84,3 +84,26 @@ def test_db_upgrade_says_what_it_applied(tmp_path: Path) -> None:
 
     assert upgrade() == f"database schema upgraded from revision none (empty database) to {head_revision()}"
     assert upgrade() == f"database schema already at revision {head_revision()} (the latest): nothing to apply"
+
+
+@pytest.mark.parametrize("command", ["run", "bot"])
+def test_nothing_to_serve_is_refused_with_the_variables_to_set(tmp_path: Path, command: str) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAPTIONBOT_") and "TOKEN" not in k} | {
+        "CAPTIONBOT_DATA_DIR": str(tmp_path),
+        "CAPTIONBOT_WEB_PORT": "0",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "captionbot_cli", command],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: nothing to serve: set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN for the bots,"
+        " or CAPTIONBOT_WEB_PORT for the web page"
+    ]
