@@ -128,8 +128,45 @@ def web(
     raise typer.Exit(run_blocking(settings, "bot" if durable else "all", only_adapters=["web"]))
 
 
-def main() -> None:  # pragma: no cover
-    app()
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback when something goes wrong")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+_state: dict[str, bool] = {"debug": False}
+
+
+def main() -> None:
+    """The `captionbot` command: errors before a command can do its job are one or two lines
+    (captionbot_cli.errors) with a non-zero exit; the traceback only with --debug."""
+    import sys
+
+    from captionbot_cli.errors import describe
+
+    try:
+        code = app(standalone_mode=False)  # click returns the exit code instead of exiting
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last stop before a traceback reaches the person
+        if isinstance(exc, typer.TyperException):  # usage errors: Typer's own short message
+            show = getattr(exc, "show", None)
+            if callable(show):
+                show()
+            sys.exit(getattr(exc, "exit_code", 2))
+        if _state["debug"]:
+            raise
+        lines = describe(exc) or [
+            f"error: {type(exc).__name__}: {exc}".splitlines()[0],
+            "(rerun with --debug for details)",
+        ]
+        for line in lines:
+            typer.echo(line, err=True)
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

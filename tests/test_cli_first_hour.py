@@ -107,3 +107,55 @@ def test_nothing_to_serve_is_refused_with_the_variables_to_set(tmp_path: Path, c
         "error: nothing to serve: set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN for the bots,"
         " or CAPTIONBOT_WEB_PORT for the web page"
     ]
+
+
+def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAPTIONBOT_") and "TOKEN" not in k}
+    return env | {"CAPTIONBOT_DATA_DIR": str(tmp_path), "CAPTIONBOT_WEB_PORT": "0"} | extra
+
+
+@pytest.mark.parametrize(
+    ("args", "extra", "first_line"),
+    [
+        (
+            ["run"],
+            {"CAPTIONBOT_BATCH_SIZE": "abc"},
+            "error: CAPTIONBOT_BATCH_SIZE: Input should be a valid integer, unable to parse string as an integer"
+            " (got 'abc')",
+        ),
+        (
+            ["db", "upgrade"],
+            {"CAPTIONBOT_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/nowhere"},
+            "error: a server could not be reached",
+        ),
+        (["train", "--data", "no-such-folder"], {}, "error: no dataset at no-such-folder"),
+    ],
+)
+def test_start_up_problems_are_one_or_two_lines_without_a_traceback(
+    tmp_path: Path, args: list[str], extra: dict[str, str], first_line: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "captionbot_cli", *args],
+        cwd=tmp_path,
+        env=clean_env(tmp_path, **extra),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and 1 <= len(lines) <= 2, done.stderr[-2000:]
+    assert lines[0].startswith(first_line) and "Traceback" not in done.stderr
+    assert not (tmp_path / "runs").exists()  # a failed start leaves no empty run folder
+    with_debug = subprocess.run(
+        [sys.executable, "-m", "captionbot_cli", "--debug", *args],
+        cwd=tmp_path,
+        env=clean_env(tmp_path, **extra),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert with_debug.returncode != 0
+    if args[0] != "train":  # train reports its own data problem; the others raise
+        assert "Traceback" in with_debug.stderr

@@ -124,6 +124,11 @@ def load_jsonl(path: str | Path) -> CaptionDataset:
 def load_dataset(path: str | Path) -> CaptionDataset:
     """Pick the reader by what `path` is: a Flickr8k folder, a .json or a .jsonl file."""
     path = Path(path)
+    if not path.exists():
+        raise DatasetError(
+            f"no dataset at {path}: give a Flickr8k folder (Images/ and Flickr8k.token.txt; Flickr8k is for"
+            " research use: request it from its authors, or use a copy you may use), a Karpathy .json or a .jsonl file"
+        )
     if path.is_dir():
         return load_flickr8k(path)
     if path.suffix == ".jsonl":

@@ -181,8 +181,8 @@ def train(tc: TrainConfig, resume: bool = True) -> Path:
         torch.set_num_threads(tc.threads)
     set_seed(tc.seed)
     out = Path(tc.out)
+    dataset = load_dataset(tc.data)  # before the run's folder: no empty folder when the data is missing
     out.mkdir(parents=True, exist_ok=True)
-    dataset = load_dataset(tc.data)
     last, best = out / "last.pt", out / "best.pt"
     vocab, model, state = None, None, None
     if resume and last.is_file():
