@@ -159,3 +159,21 @@ def test_start_up_problems_are_one_or_two_lines_without_a_traceback(
     assert with_debug.returncode != 0
     if args[0] != "train":  # train reports its own data problem; the others raise
         assert "Traceback" in with_debug.stderr
+
+
+def test_a_missing_extra_names_the_install_and_a_bad_secret_is_not_echoed() -> None:
+    from pydantic import ValidationError
+
+    from captionbot.settings import Settings
+    from captionbot_cli.errors import describe
+
+    missing = ModuleNotFoundError("No module named 'asyncpg'", name="asyncpg")
+    assert describe(missing) == [
+        "error: this needs the package 'asyncpg', which is not installed: pip install 'captionbot[postgres]'"
+    ]
+    assert describe(ModuleNotFoundError("No module named 'leftpad'", name="leftpad")) is None
+    with pytest.raises(ValidationError) as bad:
+        Settings(database_url=123, batch_size=0)  # type: ignore[arg-type]
+    lines = describe(bad.value)
+    assert lines is not None and any(line.startswith("error: CAPTIONBOT_BATCH_SIZE:") for line in lines)
+    assert not any("123" in line for line in lines)  # URLs may hold passwords: never echoed
