@@ -45,6 +45,31 @@ def _setting_problem(err: ValidationError) -> list[str]:
     return lines
 
 
+def _platform_problem(exc: BaseException) -> list[str] | None:
+    """Telegram's and Discord's own errors, told apart by their library (not imported here)."""
+    module, name = type(exc).__module__, type(exc).__name__
+    if module.startswith("telegram"):
+        if name == "InvalidToken":
+            return ["error: Telegram refused TELEGRAM_BOT_TOKEN: check it with @BotFather (/token)"]
+        if name in ("NetworkError", "TimedOut"):
+            return [
+                f"error: can't reach Telegram's servers ({exc}).",
+                "Check this machine's network (or CAPTIONBOT_TELEGRAM_API_BASE_URL);"
+                " unset TELEGRAM_BOT_TOKEN to run without it.",
+            ]
+    if module.startswith("discord"):
+        if name == "LoginFailure":
+            return ["error: Discord refused DISCORD_BOT_TOKEN: reset it in the Developer Portal (Bot page)"]
+        if name in ("GatewayNotFound", "ConnectionClosed", "HTTPException"):
+            return [
+                f"error: can't reach Discord ({exc}).",
+                "Check this machine's network; unset DISCORD_BOT_TOKEN to run without it.",
+            ]
+    if module.startswith("aiohttp") and "Connector" in name:
+        return [f"error: can't connect ({exc}).", "Check this machine's network and the servers in your settings."]
+    return None
+
+
 def describe(exc: BaseException) -> list[str] | None:
     """One or two lines for ``exc``, or None when it is not a known start-up problem."""
     if isinstance(exc, ValidationError):
@@ -55,6 +80,9 @@ def describe(exc: BaseException) -> list[str] | None:
         if extra is not None:
             return [f"error: this needs the package {top!r}, which is not installed: pip install 'captionbot[{extra}]'"]
         return None
+    platform = _platform_problem(exc)
+    if platform is not None:
+        return platform
     if isinstance(exc, ConnectionRefusedError | socket.gaierror | TimeoutError | ConnectionError):
         return [
             f"error: a server could not be reached ({exc}).",

@@ -177,3 +177,28 @@ def test_a_missing_extra_names_the_install_and_a_bad_secret_is_not_echoed() -> N
     lines = describe(bad.value)
     assert lines is not None and any(line.startswith("error: CAPTIONBOT_BATCH_SIZE:") for line in lines)
     assert not any("123" in line for line in lines)  # URLs may hold passwords: never echoed
+
+
+def test_no_way_to_telegram_is_two_lines_naming_what_to_check(tmp_path: Path) -> None:
+    env = clean_env(
+        tmp_path,
+        TELEGRAM_BOT_TOKEN="123:not-a-real-token",
+        CAPTIONBOT_TELEGRAM_API_BASE_URL="http://127.0.0.1:9/bot",  # nothing listens there
+        CAPTIONBOT_MODEL_PATH=str(make_tiny_checkpoint()),
+        CAPTIONBOT_DEVICE="cpu",
+        CAPTIONBOT_READ_TEXT="0",
+        CAPTIONBOT_METRICS_PORT="0",
+    )
+    subprocess.run([sys.executable, "-m", "captionbot_cli", "db", "upgrade"], cwd=tmp_path, env=env, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "captionbot_cli", "run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    errors = [line for line in done.stderr.splitlines() if not line[:4].isdigit()]  # past the log lines
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert errors[0].startswith("error: can't reach Telegram's servers") and len(errors) == 2
+    assert "not-a-real-token" not in done.stderr + done.stdout
