@@ -8,6 +8,8 @@ prints the full traceback instead.
 
 from __future__ import annotations
 
+import errno
+import re
 import socket
 
 from pydantic import ValidationError
@@ -80,6 +82,13 @@ def describe(exc: BaseException) -> list[str] | None:
         if extra is not None:
             return [f"error: this needs the package {top!r}, which is not installed: pip install 'captionbot[{extra}]'"]
         return None
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        port = re.search(r"(\d+)\)?: address already in use", str(exc))
+        what = f"port {port[1]}" if port else "a port"
+        return [
+            f"error: {what} is already in use (another captionbot?): stop what holds it, or choose another port",
+            "with CAPTIONBOT_METRICS_PORT or CAPTIONBOT_WEB_PORT (0 turns either off).",
+        ]
     platform = _platform_problem(exc)
     if platform is not None:
         return platform

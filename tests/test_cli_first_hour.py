@@ -202,3 +202,36 @@ def test_no_way_to_telegram_is_two_lines_naming_what_to_check(tmp_path: Path) ->
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert errors[0].startswith("error: can't reach Telegram's servers") and len(errors) == 2
     assert "not-a-real-token" not in done.stderr + done.stdout
+
+
+def test_a_port_in_use_is_named_with_the_settings_to_change(tmp_path: Path) -> None:
+    import socket
+
+    from tests.web.browser import free_port
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        env = clean_env(
+            tmp_path,
+            CAPTIONBOT_METRICS_PORT=str(port),
+            CAPTIONBOT_WEB_PORT=str(free_port()),
+            CAPTIONBOT_MODEL_PATH=str(make_tiny_checkpoint()),
+            CAPTIONBOT_DEVICE="cpu",
+            CAPTIONBOT_READ_TEXT="0",
+        )
+        subprocess.run([sys.executable, "-m", "captionbot_cli", "db", "upgrade"], cwd=tmp_path, env=env, check=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "captionbot_cli", "run"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert errors == [
+        f"error: port {port} is already in use (another captionbot?): stop what holds it, or choose another port"
+    ]
