@@ -312,7 +312,8 @@ class Stack:
 def _quiet_libraries() -> None:
     # taskiq logs every task at INFO; keep our logs readable. aiosqlite's DEBUG lines carry SQL
     # parameters (captions, corrections, text read in photos): personal data stays out of logs.
-    for name in ("taskiq", "taskiq.receiver.receiver", "aiosqlite"):
+    # Alembic's schema check says "Context impl SQLiteImpl" at INFO: noise before any real message.
+    for name in ("taskiq", "taskiq.receiver.receiver", "aiosqlite", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
