@@ -245,3 +245,19 @@ def test_a_port_in_use_is_named_with_the_settings_to_change(tmp_path: Path) -> N
     assert errors == [
         f"error: port {port} is already in use (another captionbot?): stop what holds it, or choose another port"
     ]
+
+
+def test_a_missing_extra_at_start_names_the_pip_install(tmp_path: Path) -> None:
+    """PostgreSQL without asyncpg installed (the `postgres` extra), as a bot-only install may be."""
+    script = (
+        "import sys; sys.modules['asyncpg'] = None  # as if it were not installed\n"
+        "from captionbot_cli.main import main; sys.argv = ['captionbot', 'db', 'upgrade']; main()"
+    )
+    env = clean_env(tmp_path, CAPTIONBOT_DATABASE_URL="postgresql://nobody@127.0.0.1:9/x")
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: this needs the package 'asyncpg', which is not installed: pip install 'captionbot[postgres]'"
+    ]
