@@ -72,6 +72,11 @@ def _platform_problem(exc: BaseException) -> list[str] | None:
             f"error: can't reach the Redis broker ({exc}).",
             "Check that Redis runs and that CAPTIONBOT_BROKER_URL points to it (memory:// runs without one).",
         ]
+    if module.startswith("aiohttp") and "Connector" in name and "discord" in str(exc).lower():
+        return [
+            f"error: can't reach Discord ({exc}).",
+            "Check this machine's network; unset DISCORD_BOT_TOKEN to run without it.",
+        ]
     if module.startswith("aiohttp") and "Connector" in name:
         return [f"error: can't connect ({exc}).", "Check this machine's network and the servers in your settings."]
     return None
