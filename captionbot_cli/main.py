@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from captionbot_cli import captioning, learning_commands, model_commands, training_commands
+from captionbot_cli import captioning, doctor, learning_commands, model_commands, training_commands
 from captionbot_cli.common import fail, need_model_extra
 
 app = typer.Typer(help="Describe photos in words: captioner, training, and the chat bots.", no_args_is_help=True)
@@ -26,6 +26,7 @@ app.command("eval")(training_commands.evaluate_cmd)
 app.command()(training_commands.export)
 app.command()(learning_commands.learn)
 app.command()(learning_commands.learner)
+app.command()(doctor.doctor)
 model_commands.model_app.command("rollback")(learning_commands.model_rollback)
 model_commands.model_app.command("report")(learning_commands.model_report)
 model_commands.feedback_app.command("review")(learning_commands.feedback_review)
