@@ -83,6 +83,15 @@ class _Metrics:
 
 METRICS = _Metrics()
 
+
+def one_line(exc: BaseException) -> str:
+    """An error as one log line: its type and the first line of its message. Enough for failures
+    that repeat while a server is away (each retry logs once); the traceback goes to DEBUG. Only
+    the first line: database errors list the statement's parameters (personal data) below it."""
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
 Check = Callable[[], Awaitable[bool]]
 
 

@@ -261,3 +261,14 @@ def test_a_missing_extra_at_start_names_the_pip_install(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         "error: this needs the package 'asyncpg', which is not installed: pip install 'captionbot[postgres]'"
     ]
+
+
+def test_a_repeating_failure_is_logged_as_one_line_without_the_statements_parameters() -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from captionbot.observability import one_line
+
+    lost = OperationalError("INSERT INTO captions (text) VALUES (?)", ("a private caption",), Exception("server gone"))
+    assert one_line(lost) == "OperationalError: (builtins.Exception) server gone"
+    assert "private" not in one_line(lost)
+    assert one_line(ConnectionResetError()) == "ConnectionResetError"

@@ -9,6 +9,8 @@ from taskiq import AsyncBroker
 from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
 
+from captionbot.observability import one_line
+
 __all__ = ["ReceiverLoop"]
 
 log = logging.getLogger(__name__)
@@ -47,8 +49,10 @@ class ReceiverLoop:
             try:
                 await receiver.listen(self.finish)
                 backoff = 0.2
-            except Exception:
-                log.warning("queue listener failed; restarting in %.1fs", backoff, exc_info=True)
+            except Exception as exc:
+                # One line per failure (a lost connection repeats until it is back); details at DEBUG.
+                log.warning("queue listener failed (%s); restarting in %.1fs", one_line(exc), backoff)
+                log.debug("queue listener failure", exc_info=True)
                 try:
                     await asyncio.wait_for(self.finish.wait(), backoff)
                 except TimeoutError:

@@ -24,7 +24,7 @@ from typing import Any
 
 from captionbot import texts
 from captionbot.jobs import DeliveryNotice, ErrorCode
-from captionbot.observability import METRICS
+from captionbot.observability import METRICS, one_line
 from captionbot.service.base import ServiceBase
 from captionbot.service.results import Delivery, DeliveryHandler
 from captionbot.storage import deliveries, jobs, retention
@@ -86,7 +86,7 @@ class Deliveries(ServiceBase):
             delivery = delivery_from(claimed, extras)
         try:
             reply_id = await handler(delivery)
-        except Exception:
+        except Exception as exc:
             METRICS.failures.labels(kind="delivery_error").inc()
             if claimed.delivery_attempts >= deliveries.DEFAULT_DELIVERY_ATTEMPTS:
                 # Keep the claim: neither the sweep nor a notice will take it again.
@@ -97,7 +97,8 @@ class Deliveries(ServiceBase):
                     exc_info=True,
                 )
                 return False
-            log.warning("delivery handler failed for %s; will retry", request_id, exc_info=True)
+            log.warning("delivery handler failed for %s (%s); will retry", request_id, one_line(exc))
+            log.debug("delivery handler failure", exc_info=True)
             async with self.session_factory.begin() as session:
                 await deliveries.release_delivery(session, request_id=req.id)
             return False
@@ -133,14 +134,16 @@ class Deliveries(ServiceBase):
             try:
                 # Give normal notices a head start; the sweep is for lost ones.
                 await self.redeliver_pending(min_age_s=self.sweep_interval_s)
-            except Exception:
-                log.warning("delivery sweep failed", exc_info=True)
+            except Exception as exc:
+                log.warning("delivery sweep failed (%s); next try in %.0f s", one_line(exc), self.sweep_interval_s)
+                log.debug("delivery sweep failure", exc_info=True)
             if self._last_purge is None or self.clock() - self._last_purge >= PURGE_INTERVAL_S:
                 self._last_purge = self.clock()
                 try:
                     await self.purge_expired_photos()
-                except Exception:
-                    log.warning("retention sweep failed", exc_info=True)
+                except Exception as exc:
+                    log.warning("retention sweep failed (%s)", one_line(exc))
+                    log.debug("retention sweep failure", exc_info=True)
 
     async def purge_expired_photos(self) -> int:
         """Delete photo files older than ``settings.retention_days`` (0 keeps them) whose requests are

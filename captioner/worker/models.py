@@ -24,7 +24,7 @@ from PIL import Image as PILImage
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from captionbot.observability import METRICS
+from captionbot.observability import METRICS, one_line
 from captionbot.storage import model_versions
 from captioner.checkpoint import file_sha256
 from captioner.inference import CaptionEngine
@@ -149,8 +149,9 @@ class ModelManager:
             try:
                 async with self.session_factory() as session:
                     promoted = await model_versions.current_model_version(session)
-            except Exception:
-                log.warning("could not check the promoted model", exc_info=True)
+            except Exception as exc:
+                log.warning("could not check the promoted model (%s)", one_line(exc))
+                log.debug("promoted model check failure", exc_info=True)
                 promoted = None
             current = self.current.version_id if self.current else None
             if promoted is not None and promoted.id not in (current, self._failed_version_id):

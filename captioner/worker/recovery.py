@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from captionbot.broker import Queues, QueueUnavailableError
 from captionbot.jobs import CaptionJob
+from captionbot.observability import one_line
 from captionbot.storage import jobs
 from captioner.worker.options import WorkerOptions
 
@@ -76,5 +77,8 @@ class StaleRecovery:
             await asyncio.sleep(self.options.stale_after_s)
             try:
                 await self.recover_stale()
-            except Exception:
-                log.warning("stale-request sweep failed", exc_info=True)
+            except Exception as exc:
+                log.warning(
+                    "stale-request sweep failed (%s); next try in %.0f s", one_line(exc), self.options.stale_after_s
+                )
+                log.debug("stale-request sweep failure", exc_info=True)
