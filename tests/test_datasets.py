@@ -49,6 +49,9 @@ def test_malformed_inputs_name_the_problem(tmp_path):
     (tmp_path / "Flickr8k.token.txt").write_text("no tab here\n")
     with pytest.raises(DatasetError, match=":1: expected"):
         load_flickr8k(tmp_path)
+    with pytest.raises(DatasetError, match="no dataset at .*missing.*Flickr8k is for research use"):
+        load_dataset(tmp_path / "missing")
+    (tmp_path / "data.csv").write_text("image,caption\n")
     with pytest.raises(DatasetError, match="don't know how"):
         load_dataset(tmp_path / "data.csv")
     notjson = tmp_path / "k.json"
