@@ -189,6 +189,19 @@ def test_a_missing_extra_names_the_install_and_a_bad_secret_is_not_echoed() -> N
     assert not any("123" in line for line in lines)  # URLs may hold passwords: never echoed
 
 
+def run_on_a_fresh_database(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`captionbot run` on a just-upgraded database, so that what fails is what the test set up."""
+    subprocess.run([sys.executable, "-m", "captionbot_cli", "db", "upgrade"], cwd=tmp_path, env=env, check=True)
+    return subprocess.run(
+        [sys.executable, "-m", "captionbot_cli", "run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def test_no_way_to_telegram_is_two_lines_naming_what_to_check(tmp_path: Path) -> None:
     env = clean_env(
         tmp_path,
@@ -199,15 +212,7 @@ def test_no_way_to_telegram_is_two_lines_naming_what_to_check(tmp_path: Path) ->
         CAPTIONBOT_READ_TEXT="0",
         CAPTIONBOT_METRICS_PORT="0",
     )
-    subprocess.run([sys.executable, "-m", "captionbot_cli", "db", "upgrade"], cwd=tmp_path, env=env, check=True)
-    done = subprocess.run(
-        [sys.executable, "-m", "captionbot_cli", "run"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_on_a_fresh_database(tmp_path, env)
     errors = [line for line in done.stderr.splitlines() if not line[:4].isdigit()]  # past the log lines
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert errors[0].startswith("error: can't reach Telegram's servers") and len(errors) == 2
@@ -231,15 +236,7 @@ def test_a_port_in_use_is_named_with_the_settings_to_change(tmp_path: Path) -> N
             CAPTIONBOT_DEVICE="cpu",
             CAPTIONBOT_READ_TEXT="0",
         )
-        subprocess.run([sys.executable, "-m", "captionbot_cli", "db", "upgrade"], cwd=tmp_path, env=env, check=True)
-        done = subprocess.run(
-            [sys.executable, "-m", "captionbot_cli", "run"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        done = run_on_a_fresh_database(tmp_path, env)
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert errors == [
