@@ -205,10 +205,7 @@ def timing(reader, n: int, threads: int) -> None:
 
     torch.set_num_threads(threads)
     engine = CaptionEngine.load()
-    # The worker's verdict: True read, None the detector decides, False skip (older engines: a yes/no).
-    verdict = getattr(engine, "text_verdict", None)
-    may_have_text = getattr(engine, "may_have_text", None)
-    probe = (verdict or may_have_text) is not None and getattr(engine, "text_probe", None) is not None
+    probe = engine.text_probe is not None
     rng = random.Random(SEEDS["test"] + 1)
     coco = sorted(COCO.glob("*.jpg"))
     rng.shuffle(coco)
@@ -229,11 +226,8 @@ def timing(reader, n: int, threads: int) -> None:
 
     def reading(data: bytes, use_probe: bool) -> int:
         result = today(data)
-        likely = None
-        if use_probe and verdict is not None:
-            likely = verdict(result)
-        elif use_probe and may_have_text is not None and getattr(result, "text_score", None) is not None:
-            likely = bool(may_have_text(result))
+        # The worker's verdict: True read, None the detector decides, False skip.
+        likely = engine.text_verdict(result) if use_probe else None
         if likely is False:
             return 0
         return len(read_photo_text(reader, load_image(data), likely=likely))

@@ -242,11 +242,6 @@ class CaptionEngine:
             return None
         return probe.verdict(result.text_score)
 
-    def may_have_text(self, result: CaptionResult) -> bool:
-        """Whether the OCR should read this photo: unknown (no probe fits this model) means yes."""
-        probe = self.text_probe
-        return result.text_score is None or probe is None or result.text_score >= probe.threshold
-
     @torch.inference_mode()
     def judge(self, images: list[Image.Image], captions: list[str]) -> list[float]:
         """The confidence (0..1) a person would accept each caption for its photo: the very score the

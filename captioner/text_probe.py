@@ -61,9 +61,6 @@ class TextProbe:
         """(B, P, C) -> (B,) probability of text, 0..1."""
         return torch.sigmoid(self.logit(grid))
 
-    def may_have_text(self, score: float) -> bool:
-        return score >= self.threshold
-
     def verdict(self, score: float) -> bool | None:
         """True: text, read it; None: perhaps, let the detector look; False: no text."""
         if score >= self.threshold:

@@ -75,13 +75,13 @@ def test_the_engine_scores_text_when_a_probe_fits(tmp_path: Path):
     assert engine.text_probe is None  # the shipped probe is for another encoder
     photo = Image.new("RGB", (48, 40), "red")
     (plain,) = engine.caption([photo])
-    assert plain.text_score is None and engine.may_have_text(plain)  # unknown: the OCR looks itself
+    assert plain.text_score is None and engine.text_verdict(plain) is None  # unknown: the OCR looks itself
     engine.text_probe = TextProbe(engine.cfg.encoder, 0.5, torch.zeros(engine.cfg.encoder_channels), -1.0)
     (scored,) = engine.caption([photo])
     assert scored.text_score == pytest.approx(float(torch.sigmoid(torch.tensor(-1.0))))
-    assert "text_ms" in scored.timings_ms and not engine.may_have_text(scored)
+    assert "text_ms" in scored.timings_ms and engine.text_verdict(scored) is False
     engine.text_probe.threshold = 0.2
-    assert engine.may_have_text(scored)
+    assert engine.text_verdict(scored) is True
 
 
 def test_the_verdict_has_a_perhaps_band_for_the_detector(tmp_path: Path):
@@ -105,7 +105,6 @@ def test_the_shipped_probe_flags_a_screenshot_and_fits_the_shipped_model(shipped
     rng, fonts = random.Random(1), font_files()
     page = render_screenshot(rng, fonts).image
     (result,) = shipped.caption([page])
-    assert result.text_score is not None and shipped.may_have_text(result)
-    assert shipped.text_verdict(result) is True
+    assert result.text_score is not None and shipped.text_verdict(result) is True
     probe = shipped.text_probe
     assert probe.check_threshold is not None and 0 < probe.check_threshold < probe.threshold
