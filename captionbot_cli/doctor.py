@@ -190,12 +190,11 @@ def _check_read_text(settings: Settings) -> Row:
 
 
 def _check_front_ends(settings: Settings) -> Row:
-    from captionbot_cli.runtime import enabled_adapters
+    from captionbot_cli.runtime import FRONT_END_SETTINGS, enabled_adapters
 
     served = enabled_adapters(settings)
     if not served:
-        hint = "set TELEGRAM_BOT_TOKEN, DISCORD_BOT_TOKEN or CAPTIONBOT_WEB_PORT"
-        return Row("front ends", "FAIL", f"nothing to serve: {hint}")
+        return Row("front ends", "FAIL", f"nothing to serve: {FRONT_END_SETTINGS}")
     return Row("front ends", "OK", ", ".join(served))
 
 

@@ -86,14 +86,11 @@ def bot() -> None:
 
 def _say_what_is_served(settings: Any) -> None:
     """Refuse to start with no front end at all; say so when only the web page will run."""
-    from captionbot_cli.runtime import enabled_adapters
+    from captionbot_cli.runtime import FRONT_END_SETTINGS, enabled_adapters
 
     served = enabled_adapters(settings)
     if not served:
-        raise fail(
-            "nothing to serve: set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN for the bots,"
-            " or CAPTIONBOT_WEB_PORT for the web page"
-        )
+        raise fail(f"nothing to serve: {FRONT_END_SETTINGS}")
     if served == ["web"]:
         typer.echo(
             f"only the web page is served, at http://{settings.web_host}:{settings.web_port}/"

@@ -78,6 +78,12 @@ class ChatAdapter(Protocol):
 AdapterFactory = Callable[[Settings, CaptionService], ChatAdapter]
 
 
+#: What turns a front end on: said wherever nothing would be served (run, bot, doctor).
+FRONT_END_SETTINGS = (
+    "set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN for the bots, or CAPTIONBOT_WEB_PORT for the web page"
+)
+
+
 @dataclass
 class _AdapterSpec:
     factory: AdapterFactory | str  # a callable, or "module:function" imported when enabled
@@ -241,9 +247,7 @@ class Stack:
             if with_adapters:
                 names = [n for n in enabled_adapters(s) if only_adapters is None or n in only_adapters]
                 if not names:
-                    log.warning(
-                        "no front end enabled (set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN, or CAPTIONBOT_WEB_PORT)"
-                    )
+                    log.warning("no front end enabled: %s", FRONT_END_SETTINGS)
                 for name in names:
                     self.adapters[name] = _build_adapter(name, s, self.service)
         if before_start is not None:
